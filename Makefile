@@ -1,0 +1,107 @@
+# websock — top-level build. `make run` starts the chat room; `make test` builds and runs
+# every test (unit, integration, sanitizers, fuzz smoke). Both install what is missing.
+#
+# Build flavours live side by side: build/release, build/asan, build/tsan, build/fuzz.
+
+BUILD ?= release
+BUILD_DIR := build/$(BUILD)
+OBJ_DIR := $(BUILD_DIR)/obj
+BIN_DIR := $(BUILD_DIR)/bin
+LIB_DIR := $(BUILD_DIR)/lib
+
+CXXSTD := -std=c++20
+WARNINGS := -Wall -Wextra -Wpedantic -Wshadow -Wno-missing-field-initializers
+CPPFLAGS_COMMON := -I. -MMD -MP
+LIBS := -lssl -lcrypto -lfmt -lhttp_parser -lz -pthread
+
+ifeq ($(BUILD),release)
+  CXX := g++
+  OPTFLAGS := -O2 -g -DNDEBUG
+else ifeq ($(BUILD),debug)
+  CXX := g++
+  OPTFLAGS := -O0 -g
+else ifeq ($(BUILD),asan)
+  CXX := clang++
+  OPTFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else ifeq ($(BUILD),tsan)
+  CXX := clang++
+  OPTFLAGS := -O1 -g -fsanitize=thread
+else ifeq ($(BUILD),fuzz)
+  CXX := clang++
+  OPTFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+else
+  $(error unknown BUILD=$(BUILD): release, debug, asan, tsan or fuzz)
+endif
+
+CXXFLAGS := $(CXXSTD) $(WARNINGS) $(OPTFLAGS) -fPIC
+LDFLAGS := $(filter -fsanitize=%,$(OPTFLAGS))
+
+# ---- the library ---------------------------------------------------------------------
+LIB_SRCS := $(wildcard websock/*.cpp websock/codec/*.cpp websock/detail/*.cpp)
+LIB_OBJS := $(LIB_SRCS:%.cpp=$(OBJ_DIR)/%.o)
+LIB_STATIC := $(LIB_DIR)/libwebsock.a
+LIB_SHARED := $(LIB_DIR)/libwebsock.so
+
+.PHONY: all lib examples run test test-quick deps clean format asan tsan fuzz bench
+.DEFAULT_GOAL := all
+
+all: lib examples
+
+lib: $(LIB_STATIC) $(LIB_SHARED)
+
+$(LIB_STATIC): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_SHARED): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CXX) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(OBJ_DIR)/%.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS_COMMON) $(CXXFLAGS) -c $< -o $@
+
+# ---- programs: each folder adds itself through its own .mk fragment -------------------
+# A fragment appends to EXAMPLE_BINS / TEST_TARGETS and defines its rules; see each one.
+EXAMPLE_BINS :=
+include $(wildcard examples/*/example.mk)
+include $(wildcard test/*/tests.mk)
+include $(wildcard bench/bench.mk)
+
+examples: $(EXAMPLE_BINS)
+
+# ---- dependencies: Debian packages and npm packages, installed when missing ------------
+DEPS_STAMP := build/.deps-stamp
+$(DEPS_STAMP): scripts/install-deps.sh $(wildcard test/package.json)
+	./scripts/install-deps.sh
+	@mkdir -p $(@D) && touch $@
+
+deps: $(DEPS_STAMP)
+
+# ---- the two commands of the README ----------------------------------------------------
+run: deps
+	$(MAKE) BUILD=release examples
+	$(BIN_DIR)/websock-chat --host 127.0.0.1 --port 8467
+
+# Everything CI checks: release unit + integration tests, the same under ASan+UBSan and
+# TSan, then each fuzzer for a bounded time.
+test: deps
+	$(MAKE) BUILD=release test-quick
+	$(MAKE) BUILD=asan test-quick
+	$(MAKE) BUILD=tsan test-quick
+	$(MAKE) BUILD=fuzz fuzz-smoke
+
+asan: deps
+	$(MAKE) BUILD=asan test-quick
+tsan: deps
+	$(MAKE) BUILD=tsan test-quick
+fuzz: deps
+	$(MAKE) BUILD=fuzz fuzz-smoke
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d)

@@ -1,0 +1,118 @@
+// Connection: the rules of one live WebSocket endpoint, without any I/O.
+//
+// It turns received bytes into whole messages and control events (reassembling fragments,
+// checking sequencing, UTF-8 and size limits, answering pings, running the close handshake)
+// and turns outgoing messages into frames. The caller moves bytes between it and a socket:
+// feed() what was read, write out output(). The thread-per-client server, the client and
+// the tests all drive this same class; it is not thread-safe (one owner).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "websock/codec/frame.hpp"
+#include "websock/codec/utf8.hpp"
+#include "websock/types.hpp"
+
+namespace websock {
+
+struct ConnectionOptions {
+    codec::Role role = codec::Role::Server;
+    std::size_t max_frame_bytes = 16u << 20;    ///< one frame's payload; 1009 past it
+    std::size_t max_message_bytes = 16u << 20;  ///< a reassembled message; 1009 past it
+    bool auto_pong = true;                      ///< answer pings (section 5.5.2)
+};
+
+/// Receives what the peer sent. Called from inside Connection::feed().
+class ConnectionHandler {
+public:
+    virtual ~ConnectionHandler() = default;
+    /// A whole message. `data` is valid only during the call.
+    virtual void on_message(std::string_view data, MessageType type) = 0;
+    virtual void on_ping(std::string_view /*payload*/) {}
+    virtual void on_pong(std::string_view /*payload*/) {}
+    /// The peer's close frame arrived (already validated, and answered if we had not closed).
+    virtual void on_peer_close(CloseCode /*code*/, std::string_view /*reason*/) {}
+};
+
+class Connection {
+public:
+    enum class State : std::uint8_t {
+        Open,     ///< messages flow both ways
+        Closing,  ///< we sent a close frame and wait for the peer's
+        Closed,   ///< both close frames exchanged, or the connection failed: stop reading,
+                  ///< write what output() holds, then close TCP (the server closes first, 7.1.1)
+    };
+
+    explicit Connection(ConnectionOptions options);
+
+    /// Process received bytes (unmasked in place, so they must be writable). Stops early
+    /// once the connection is Closed; returns the number of bytes consumed.
+    std::size_t feed(std::uint8_t* data, std::size_t size, ConnectionHandler& handler);
+    std::size_t feed(std::string& data, ConnectionHandler& handler) {
+        return feed(reinterpret_cast<std::uint8_t*>(data.data()), data.size(), handler);
+    }
+
+    // --- sending: each appends whole frames to output(); refused (false) once closing ---
+    bool send_message(std::string_view data, MessageType type);
+    /// Send one message as fragments of at most `fragment_size` bytes each.
+    bool send_fragmented(std::string_view data, MessageType type, std::size_t fragment_size);
+    bool send_ping(std::string_view payload = {});
+    bool send_pong(std::string_view payload = {});
+    /// Start the close handshake (section 7.1.2); a second call does nothing.
+    void close(CloseCode code = CloseCode::Normal, std::string_view reason = {});
+    /// Fail the connection (section 7.1.7): send a close with `code` unless one was sent,
+    /// and stop processing input.
+    void fail(CloseCode code, std::string_view reason);
+
+    /// Bytes to write to the peer. The caller erases what it wrote (or clears it).
+    std::string& output() noexcept { return output_; }
+
+    State state() const noexcept { return state_; }
+    bool close_sent() const noexcept { return close_sent_; }
+    bool close_received() const noexcept { return close_received_; }
+    /// Why the connection closed: the peer's code (or ours, when we failed it).
+    CloseCode close_code() const noexcept { return close_code_; }
+    const std::string& close_reason() const noexcept { return close_reason_; }
+    /// True when we failed the connection because the peer broke a rule.
+    bool failed() const noexcept { return failed_; }
+    const ConnectionOptions& options() const noexcept { return options_; }
+    /// RSV bits an extension negotiated (so the decoder lets them through).
+    void set_allowed_rsv(std::uint8_t rsv) noexcept { decoder_.set_allowed_rsv(rsv); }
+
+    // FrameDecoder handler interface (public for the decoder template; not for users).
+    bool on_frame_header(const codec::FrameHeader& header);
+    bool on_frame_payload(std::uint8_t* data, std::size_t size);
+    bool on_frame_end(const codec::FrameHeader& header);
+
+private:
+    void append_frame(codec::Opcode opcode, bool fin, std::string_view payload);
+    void handle_close_frame(std::string_view payload);
+
+    ConnectionOptions options_;
+    codec::FrameDecoder decoder_;
+    ConnectionHandler* handler_ = nullptr;  // valid during feed()
+    std::string output_;
+
+    // the message being received
+    bool in_message_ = false;
+    MessageType message_type_ = MessageType::Text;
+    std::string message_;  // reassembly buffer; capacity reused between messages
+    codec::Utf8Validator utf8_;
+    // the frame being received
+    bool frame_is_control_ = false;
+    bool frame_in_place_ = false;  // whole unfragmented message arriving in one piece: no copy
+    std::string_view in_place_view_;
+    std::string control_;  // ≤125 bytes of a control frame's payload
+
+    State state_ = State::Open;
+    bool close_sent_ = false;
+    bool close_received_ = false;
+    bool failed_ = false;
+    CloseCode close_code_ = CloseCode::Abnormal;
+    std::string close_reason_;
+};
+
+}  // namespace websock

@@ -1,0 +1,59 @@
+// Every setting of a WebSocketServer, each with its default and the reason for it.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace websock {
+
+/// What `send` does when a client's outbound queue would pass `max_outbound_queue_bytes`.
+enum class QueueFullPolicy : std::uint8_t {
+    Close,  ///< close the client with 1008 and a reason; send returns Closed (the default:
+            ///< a subscriber that cannot keep up is told why, rather than silently missing data)
+    Drop,   ///< discard this message and report it to on_error; send returns Dropped
+};
+
+using Milliseconds = std::chrono::milliseconds;
+
+struct ServerOptions {
+    // --- where to listen ---
+    std::string host = "127.0.0.1";  ///< loopback by default: exposing a server is a decision
+    std::uint16_t port = 8080;       ///< 0 picks a free port; read it back with WebSocketServer::port()
+    std::string unix_socket_path;    ///< when set, listen on this unix socket instead of TCP
+    int backlog = 511;               ///< listen(2) queue, as nginx and Node use
+    bool reuse_address = true;       ///< SO_REUSEADDR: restart without waiting out TIME_WAIT
+    bool reuse_port = false;         ///< SO_REUSEPORT: several processes on one port
+
+    // --- handshake ---
+    std::size_t max_handshake_bytes = 8 * 1024;  ///< request line + headers; 431 past it (browsers send < 2 KiB)
+    Milliseconds handshake_timeout{5000};        ///< a connection that has not finished its upgrade
+                                                 ///< by then is dropped (slowloris)
+    std::size_t max_http_body_bytes = 1 << 20;   ///< bodies of plain HTTP requests; 413 past it
+
+    // --- messages ---
+    std::size_t max_frame_bytes = 16u << 20;    ///< one frame's payload; 1009 past it
+    std::size_t max_message_bytes = 16u << 20;  ///< a reassembled message; 1009 past it
+    std::size_t read_buffer_bytes = 64 * 1024;  ///< one read(2) takes at most this much
+
+    // --- outbound ---
+    std::size_t max_outbound_queue_bytes = 64u << 20;  ///< bytes waiting for one slow client;
+                                                        ///< above a 16 MiB message plus slack
+    QueueFullPolicy queue_full_policy = QueueFullPolicy::Close;
+
+    // --- clients ---
+    std::size_t max_clients = 10000;  ///< open WebSocket clients; more get 503 (one thread each)
+
+    // --- liveness ---
+    Milliseconds idle_ping_interval{30000};  ///< ping a client silent this long; 0 turns it off
+    Milliseconds pong_timeout{10000};        ///< no pong (or any data) this long after a ping: drop it
+    Milliseconds close_timeout{5000};        ///< wait this long for the peer's close frame / EOF
+
+    // --- shutdown ---
+    Milliseconds shutdown_timeout{3000};  ///< stop(): time clients get to finish the close handshake
+    bool handle_signals = false;          ///< SIGINT/SIGTERM call stop() (opt-in: a library should
+                                          ///< not take over a process's signals unasked)
+};
+
+}  // namespace websock

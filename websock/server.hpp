@@ -1,0 +1,128 @@
+// WebSocketServer: the thread-per-client server of the user's design.
+//
+// serve_forever() runs a blocking accept loop on the calling thread. Every accepted socket
+// gets its own thread, which does the HTTP upgrade (with a deadline), then reads and parses
+// frames and calls that client's callbacks, one at a time and in order. All threads are
+// owned by the server and joined before serve_forever() returns.
+//
+// Threads: callbacks run on the client's own thread (on_server_destruct on the thread of
+// serve_forever()). Every public member below may be called from any thread, including from
+// inside any callback. Register callbacks before serve_forever().
+#pragma once
+
+#include <any>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "websock/http.hpp"
+#include "websock/options.hpp"
+#include "websock/types.hpp"
+
+namespace websock {
+
+namespace detail {
+struct ClientCore;
+struct ServerCore;
+}  // namespace detail
+
+/// One connected WebSocket peer, as the server sees it. Handed to callbacks by reference;
+/// keep a `std::shared_ptr<Client>` (from `shared_from_this()` or `clients()`) to use it
+/// later from another thread. Every method is thread-safe; after the connection closes,
+/// sends return `SendResult::Closed` and the object stays valid while referenced.
+class Client : public std::enable_shared_from_this<Client> {
+public:
+    ~Client();
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    std::uint64_t id() const noexcept;                  ///< unique within the server, from 1
+    const std::string& peer_address() const noexcept;   ///< "127.0.0.1:50412", "[::1]:50412" or "unix"
+    const HttpRequest& request() const noexcept;        ///< the upgrade request (path, headers)
+    std::string_view path() const noexcept { return request().path; }
+    std::optional<std::string_view> header(std::string_view name) const noexcept { return request().header(name); }
+
+    /// A slot for the program's own per-client data. Not synchronised: set it in
+    /// on_connection_open and read it from the client's callbacks, or guard it yourself.
+    std::any& user_data() noexcept;
+
+    SendResult send(std::string_view text);  ///< a text message (must be valid UTF-8)
+    SendResult send_binary(std::string_view bytes);
+    SendResult send(std::string_view data, MessageType type);
+    /// Queue a frame that is already encoded (see `encode_message`), so a broadcast encodes once.
+    SendResult send_encoded(std::string_view frame_bytes);
+    SendResult ping(std::string_view payload = {});  ///< at most 125 bytes
+    /// Start the close handshake. Takes effect on the client's thread (after the running
+    /// callback returns, if called from one). Calling it twice is harmless.
+    void close(CloseCode code = CloseCode::Normal, std::string_view reason = {});
+    bool is_open() const noexcept;
+    /// Bytes waiting in the outbound queue.
+    std::size_t queued_bytes() const noexcept;
+
+private:
+    friend struct detail::ClientCore;
+    friend struct detail::ServerCore;
+    explicit Client(std::unique_ptr<detail::ClientCore> core);
+    std::unique_ptr<detail::ClientCore> core_;
+};
+
+/// Encode a whole message as one unmasked server frame, for `send_encoded`.
+std::string encode_message(std::string_view data, MessageType type);
+
+class WebSocketServer {
+public:
+    using OpenHandler = std::function<void(Client&)>;
+    using DataHandler = std::function<void(Client&, std::string_view data, MessageType type)>;
+    using ErrorHandler = std::function<void(Client* client, const Error& error)>;  ///< client is null for server-level errors
+    using CloseHandler = std::function<void(Client&, CloseCode code, std::string_view reason)>;
+    using ControlHandler = std::function<void(Client&, std::string_view payload)>;
+    using DestructHandler = std::function<void()>;
+    /// Answers a plain (non-upgrade) HTTP request on the same port.
+    using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+    explicit WebSocketServer(ServerOptions options = {});
+    ~WebSocketServer();  ///< stops the server and waits for it, if it is still running
+    WebSocketServer(const WebSocketServer&) = delete;
+    WebSocketServer& operator=(const WebSocketServer&) = delete;
+
+    // Callbacks; every one is optional. Each returns *this so they chain.
+    WebSocketServer& on_connection_open(OpenHandler handler);
+    WebSocketServer& on_data_receive(DataHandler handler);  ///< whole messages, text or binary
+    WebSocketServer& on_error(ErrorHandler handler);
+    WebSocketServer& on_connection_close(CloseHandler handler);  ///< exactly once per open
+    WebSocketServer& on_server_destruct(DestructHandler handler);
+    WebSocketServer& on_ping(ControlHandler handler);  ///< after the pong has been queued
+    WebSocketServer& on_pong(ControlHandler handler);
+    WebSocketServer& on_http_request(HttpHandler handler);  ///< none set: 426 Upgrade Required
+
+    /// Bind and listen now, so that port() is known before serve_forever(). Called by
+    /// serve_forever() if not yet done. Returns false (and reports to on_error) on failure.
+    bool listen();
+    /// Accept and serve until stop(). Returns after every client thread has ended and
+    /// on_server_destruct has run. Returns false if the server could not listen.
+    bool serve_forever();
+    /// Ask the server to stop: stop accepting, close every client with 1001, wait up to
+    /// shutdown_timeout, cut the rest. Safe from any thread and from signal-free contexts;
+    /// returns at once (serve_forever() does the waiting).
+    void stop() noexcept;
+
+    /// The bound port (useful with port 0), 0 before listen().
+    std::uint16_t port() const noexcept;
+    /// A snapshot of the open clients.
+    std::vector<std::shared_ptr<Client>> clients() const;
+    std::size_t client_count() const noexcept;
+    /// Send to every open client, optionally leaving one out. The frame is encoded once.
+    /// Returns how many clients accepted it into their queue.
+    std::size_t send_all(std::string_view data, MessageType type = MessageType::Text, const Client* except = nullptr);
+
+    const ServerOptions& options() const noexcept;
+
+private:
+    std::unique_ptr<detail::ServerCore> core_;
+};
+
+}  // namespace websock

@@ -1,0 +1,7 @@
+// The one header a program includes to use websock.
+#pragma once
+
+#include "websock/http.hpp"
+#include "websock/options.hpp"
+#include "websock/server.hpp"
+#include "websock/types.hpp"
