@@ -1,0 +1,46 @@
+// websock-echo: returns every text and binary message unchanged. Conformance runs and the
+// benchmarks use it.
+//
+//   websock-echo [--host 127.0.0.1] [--port 9001] [--max-message-bytes 16777216]
+#include <cstdio>
+#include <cstdlib>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include <websock/websock.hpp>
+
+int main(int argc, char** argv) {
+    websock::ServerOptions options;
+    options.port = 9001;
+    options.handle_signals = true;  // SIGINT/SIGTERM: close everyone with 1001 and exit 0
+    bool quiet = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        const bool has_value = i + 1 < argc;
+        if (arg == "--host" && has_value) options.host = argv[++i];
+        else if (arg == "--port" && has_value) options.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
+        else if (arg == "--max-message-bytes" && has_value) {
+            options.max_message_bytes = std::strtoull(argv[++i], nullptr, 10);
+            options.max_frame_bytes = options.max_message_bytes;
+        } else if (arg == "--quiet") quiet = true;
+        else {
+            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--quiet]\n", argv[0]);
+            return arg == "--help" ? 0 : 2;
+        }
+    }
+
+    websock::WebSocketServer server{options};
+    server.on_data_receive([](websock::Client& client, std::string_view data, websock::MessageType type) {
+        client.send(data, type);
+    });
+    server.on_error([quiet](websock::Client* client, const websock::Error& error) {
+        if (quiet) return;
+        fmt::print(stderr, "websock-echo: client {}: {} error: {}\n", client ? client->id() : 0,
+                   websock::to_string(error.kind), error.message);
+    });
+    if (!server.listen()) return 1;
+    fmt::print("listening on {}:{}\n", options.host, server.port());
+    std::fflush(stdout);
+    return server.serve_forever() ? 0 : 1;
+}

@@ -1,0 +1,208 @@
+#include "websock/connection.hpp"
+
+#include <openssl/rand.h>
+
+#include "websock/codec/close.hpp"
+
+namespace websock {
+
+using codec::Opcode;
+
+Connection::Connection(ConnectionOptions options)
+    : options_(options),
+      decoder_(codec::FrameDecoder::Options{options.role, 0, options.max_frame_bytes}) {}
+
+std::size_t Connection::feed(std::uint8_t* data, std::size_t size, ConnectionHandler& handler) {
+    if (state_ == State::Closed || size == 0) return 0;
+    handler_ = &handler;
+    const auto result = decoder_.feed(data, size, *this);
+    handler_ = nullptr;
+    if (frame_in_place_ && !in_place_view_.empty()) {
+        // The frame continues in a later read; the caller may reuse this buffer, so copy.
+        message_.append(in_place_view_);
+        in_place_view_ = {};
+        frame_in_place_ = false;
+    }
+    if (result.failed && state_ != State::Closed) fail(decoder_.error().code, decoder_.error().reason);
+    return result.consumed;
+}
+
+bool Connection::on_frame_header(const codec::FrameHeader& header) {
+    frame_is_control_ = codec::is_control(header.opcode);
+    frame_in_place_ = false;
+    if (frame_is_control_) {
+        control_.clear();
+        return true;
+    }
+    // Section 5.4: a continuation needs a message to continue; a new message may not start
+    // while another is still being fragmented.
+    if (header.opcode == Opcode::Continuation) {
+        if (!in_message_) {
+            fail(CloseCode::ProtocolError, "continuation frame without a message to continue");
+            return false;
+        }
+    } else {
+        if (in_message_) {
+            fail(CloseCode::ProtocolError, "new message started inside a fragmented message");
+            return false;
+        }
+        in_message_ = true;
+        message_type_ = header.opcode == Opcode::Text ? MessageType::Text : MessageType::Binary;
+        message_.clear();
+        utf8_.reset();
+        // The common case, an unfragmented message, is delivered straight from the read
+        // buffer when its payload arrives in one piece.
+        frame_in_place_ = header.fin;
+        in_place_view_ = {};
+    }
+    if (message_.size() + header.payload_length > options_.max_message_bytes) {
+        fail(CloseCode::MessageTooBig, "message too big");
+        return false;
+    }
+    return true;
+}
+
+bool Connection::on_frame_payload(std::uint8_t* data, std::size_t size) {
+    if (frame_is_control_) {
+        control_.append(reinterpret_cast<const char*>(data), size);
+        return true;
+    }
+    // Section 8.1: fail as soon as the text cannot be valid UTF-8, not at the message end.
+    if (message_type_ == MessageType::Text && !utf8_.feed(data, size)) {
+        fail(CloseCode::InvalidPayload, "text message is not valid UTF-8");
+        return false;
+    }
+    if (frame_in_place_ && in_place_view_.empty() && message_.empty()) {
+        in_place_view_ = {reinterpret_cast<const char*>(data), size};
+        return true;
+    }
+    if (frame_in_place_ && !in_place_view_.empty()) {
+        // The payload arrived in more than one piece after all: fall back to copying.
+        message_.append(in_place_view_);
+        in_place_view_ = {};
+        frame_in_place_ = false;
+    }
+    message_.append(reinterpret_cast<const char*>(data), size);
+    return true;
+}
+
+bool Connection::on_frame_end(const codec::FrameHeader& header) {
+    if (frame_is_control_) {
+        switch (header.opcode) {
+            case Opcode::Ping:
+                // Section 5.5.2: answer with a pong carrying the same payload.
+                if (options_.auto_pong && !close_sent_) send_pong(control_);
+                if (handler_) handler_->on_ping(control_);
+                break;
+            case Opcode::Pong:
+                if (handler_) handler_->on_pong(control_);
+                break;
+            case Opcode::Close:
+                handle_close_frame(control_);
+                return state_ != State::Closed;
+            default:
+                break;
+        }
+        return state_ != State::Closed;
+    }
+    if (!header.fin) return true;
+    if (message_type_ == MessageType::Text && !utf8_.complete()) {
+        fail(CloseCode::InvalidPayload, "text message ends inside a UTF-8 sequence");
+        return false;
+    }
+    in_message_ = false;
+    const std::string_view data = frame_in_place_ ? in_place_view_ : std::string_view{message_};
+    frame_in_place_ = false;
+    in_place_view_ = {};
+    if (handler_) handler_->on_message(data, message_type_);
+    // Keep the buffer's capacity for the next message, unless one huge message inflated it.
+    if (message_.capacity() > (1u << 20)) std::string().swap(message_);
+    else message_.clear();
+    return state_ != State::Closed;
+}
+
+void Connection::handle_close_frame(std::string_view payload) {
+    codec::ClosePayload parsed;
+    codec::ClosePayloadError error{};
+    if (!codec::parse_close_payload(payload, parsed, error)) {
+        fail(error.code, error.reason);
+        return;
+    }
+    close_received_ = true;
+    if (!close_sent_) {
+        // Section 5.5.1: echo the status code we received (nothing when there was none).
+        close_code_ = parsed.code;
+        close_reason_.assign(parsed.reason);
+        append_frame(Opcode::Close, true, codec::make_close_payload(parsed.code, {}));
+        close_sent_ = true;
+    }
+    state_ = State::Closed;
+    if (handler_) handler_->on_peer_close(parsed.code, parsed.reason);
+}
+
+void Connection::append_frame(Opcode opcode, bool fin, std::string_view payload) {
+    if (options_.role == codec::Role::Client) {
+        // Section 5.3: a fresh, unpredictable masking key for every client frame.
+        std::uint8_t mask[4];
+        if (RAND_bytes(mask, sizeof mask) != 1) {
+            for (auto& byte : mask) byte = 0x5A;  // never reached with a working OpenSSL
+        }
+        codec::append_frame(output_, opcode, fin, payload, mask);
+    } else {
+        codec::append_frame(output_, opcode, fin, payload);
+    }
+}
+
+bool Connection::send_message(std::string_view data, MessageType type) {
+    if (close_sent_) return false;
+    append_frame(type == MessageType::Text ? Opcode::Text : Opcode::Binary, true, data);
+    return true;
+}
+
+bool Connection::send_fragmented(std::string_view data, MessageType type, std::size_t fragment_size) {
+    if (close_sent_) return false;
+    if (fragment_size == 0) fragment_size = data.size();
+    Opcode opcode = type == MessageType::Text ? Opcode::Text : Opcode::Binary;
+    do {
+        const std::string_view piece = data.substr(0, fragment_size);
+        data.remove_prefix(piece.size());
+        append_frame(opcode, data.empty(), piece);
+        opcode = Opcode::Continuation;
+    } while (!data.empty());
+    return true;
+}
+
+bool Connection::send_ping(std::string_view payload) {
+    if (close_sent_ || payload.size() > codec::kMaxControlPayload) return false;
+    append_frame(Opcode::Ping, true, payload);
+    return true;
+}
+
+bool Connection::send_pong(std::string_view payload) {
+    if (close_sent_ || payload.size() > codec::kMaxControlPayload) return false;
+    append_frame(Opcode::Pong, true, payload);
+    return true;
+}
+
+void Connection::close(CloseCode code, std::string_view reason) {
+    if (close_sent_ || state_ == State::Closed) return;
+    append_frame(Opcode::Close, true, codec::make_close_payload(code, reason));
+    close_sent_ = true;
+    close_code_ = code;
+    close_reason_.assign(reason);
+    state_ = close_received_ ? State::Closed : State::Closing;
+}
+
+void Connection::fail(CloseCode code, std::string_view reason) {
+    if (state_ == State::Closed) return;
+    failed_ = true;
+    if (!close_sent_) {
+        append_frame(Opcode::Close, true, codec::make_close_payload(code, reason));
+        close_sent_ = true;
+    }
+    close_code_ = code;
+    close_reason_.assign(reason);
+    state_ = State::Closed;
+}
+
+}  // namespace websock

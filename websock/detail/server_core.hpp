@@ -1,0 +1,113 @@
+// The shared state behind Client and WebSocketServer. Internal: users see only server.hpp.
+#pragma once
+
+#include <any>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "websock/detail/socket.hpp"
+#include "websock/server.hpp"
+
+namespace websock::detail {
+
+/// What the client's own thread and every other thread share about one connection.
+/// Everything mutable is either atomic or guarded by `mutex`; the socket itself belongs to
+/// the client thread alone.
+struct ClientCore {
+    ServerCore* server = nullptr;  // outlives every session thread (joined before it goes)
+    Client* self = nullptr;        // the handle that owns this core
+    std::uint64_t id = 0;
+    std::string peer;
+    HttpRequest request;
+    std::any user_data;
+    std::thread::id owner;  // the client thread: sends from it need no wake-up
+    Waker waker;            // wakes the client thread's poll()
+
+    std::size_t max_queue_bytes = 0;
+    QueueFullPolicy policy = QueueFullPolicy::Close;
+
+    mutable std::mutex mutex;
+    std::string queue;                    // encoded frames waiting for the client thread (guarded)
+    bool accepting = true;                // false once closing: later sends get Closed (guarded)
+    std::optional<std::pair<CloseCode, std::string>> close_request;  // (guarded)
+
+    std::atomic<std::size_t> writing_bytes{0};  // taken from the queue, not yet written
+    std::atomic<std::size_t> queued_bytes{0};   // queue.size(), readable without the lock
+    std::atomic<bool> wake_pending{false};
+    std::atomic<bool> open{false};   // between on_connection_open and on_connection_close
+    std::atomic<bool> abort{false};  // stop now, without a close handshake (shutdown deadline)
+
+    void wake() noexcept {
+        if (!wake_pending.exchange(true, std::memory_order_acq_rel)) waker.wake();
+    }
+    /// Append encoded frames to the queue, applying the limit and its policy.
+    SendResult enqueue(std::string_view frame_bytes);
+    /// Ask the client thread to start the close handshake.
+    void request_close(CloseCode code, std::string_view reason);
+};
+
+/// The server's state: options, callbacks, the listening socket and the session registry.
+struct ServerCore {
+    explicit ServerCore(ServerOptions server_options) : options(std::move(server_options)) {}
+
+    ServerOptions options;
+    WebSocketServer::OpenHandler on_open;
+    WebSocketServer::DataHandler on_data;
+    WebSocketServer::ErrorHandler on_error;
+    WebSocketServer::CloseHandler on_close;
+    WebSocketServer::DestructHandler on_destruct;
+    WebSocketServer::ControlHandler on_ping;
+    WebSocketServer::ControlHandler on_pong;
+    WebSocketServer::HttpHandler on_http;
+
+    Fd listen_fd;
+    std::atomic<std::uint16_t> port{0};
+    Waker waker;  // wakes the accept loop: stop, a finished thread to join, a signal
+    std::atomic<bool> stopping{false};
+    std::atomic<bool> serving{false};
+    std::atomic<std::uint64_t> next_id{1};
+    std::atomic<std::size_t> open_count{0};
+
+    struct Session {
+        std::shared_ptr<Client> client;
+        std::thread thread;
+    };
+    mutable std::mutex mutex;
+    std::unordered_map<std::uint64_t, Session> sessions;  // every live client thread (guarded)
+    std::vector<std::uint64_t> finished;                 // threads that ended, to join (guarded)
+    std::condition_variable sessions_changed;            // signalled when a thread finishes
+    std::condition_variable serve_done;                  // signalled when serve_forever returns
+
+    /// Report an error to the user; never throws.
+    void report(Client* client, ErrorKind kind, std::string message) noexcept;
+
+    /// Run a user callback; an exception goes to on_error instead of ending the process.
+    template <class Fn, class... Args>
+    void invoke(Client* client, const char* name, const Fn& fn, Args&&... args) noexcept {
+        if (!fn) return;
+        try {
+            fn(std::forward<Args>(args)...);
+        } catch (const std::exception& e) {
+            report(client, ErrorKind::Callback, std::string(name) + " threw: " + e.what());
+        } catch (...) {
+            report(client, ErrorKind::Callback, std::string(name) + " threw a non-standard exception");
+        }
+    }
+
+    static ClientCore& core(Client& client) noexcept { return *client.core_; }
+    static std::shared_ptr<Client> make_client(std::unique_ptr<ClientCore> core) {
+        return std::shared_ptr<Client>(new Client(std::move(core)));
+    }
+
+    void run_session(std::shared_ptr<Client> client, Fd socket);  // body of a client thread
+    void session_finished(std::uint64_t id);
+    void reap_finished();
+};
+
+}  // namespace websock::detail

@@ -1,0 +1,389 @@
+// WebSocketServer and Client: the public face of the thread-per-client server. The client
+// thread's own loop lives in session.cpp.
+#include "websock/server.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "websock/codec/close.hpp"
+#include "websock/codec/frame.hpp"
+#include "websock/codec/handshake.hpp"
+#include "websock/detail/server_core.hpp"
+
+namespace websock {
+
+using detail::ClientCore;
+using detail::ServerCore;
+
+// ---- ClientCore ------------------------------------------------------------------------------
+
+namespace detail {
+
+SendResult ClientCore::enqueue(std::string_view frame_bytes) {
+    bool overflowed = false;
+    {
+        std::lock_guard lock(mutex);
+        if (!accepting) return SendResult::Closed;
+        const std::size_t pending = queue.size() + writing_bytes.load(std::memory_order_relaxed);
+        if (pending + frame_bytes.size() > max_queue_bytes) {
+            overflowed = true;
+            if (policy == QueueFullPolicy::Close) {
+                // Tell the client why it is cut off (1008) rather than let it miss messages.
+                accepting = false;
+                queue.clear();
+                queued_bytes.store(0, std::memory_order_relaxed);
+                if (!close_request) close_request.emplace(CloseCode::PolicyViolation, "outbound queue full");
+            }
+        } else {
+            queue.append(frame_bytes);
+            queued_bytes.store(queue.size(), std::memory_order_relaxed);
+        }
+    }
+    if (overflowed) {
+        const bool closing = policy == QueueFullPolicy::Close;
+        if (server != nullptr)
+            server->report(self, ErrorKind::QueueFull,
+                           fmt::format("client {}: outbound queue over {} bytes; {}", id, max_queue_bytes,
+                                       closing ? "closing it with 1008" : "message dropped"));
+        if (closing) {
+            wake();
+            return SendResult::Closed;
+        }
+        return SendResult::Dropped;
+    }
+    if (std::this_thread::get_id() != owner) wake();
+    return SendResult::Queued;
+}
+
+void ClientCore::request_close(CloseCode code, std::string_view reason) {
+    {
+        std::lock_guard lock(mutex);
+        if (!accepting || close_request) return;
+        close_request.emplace(code, std::string(reason));
+    }
+    wake();
+}
+
+void ServerCore::report(Client* client, ErrorKind kind, std::string message) noexcept {
+    if (!on_error) return;
+    try {
+        on_error(client, Error{kind, std::move(message)});
+    } catch (...) {
+        // An error handler that throws has nowhere left to report to.
+    }
+}
+
+}  // namespace detail
+
+// ---- Client -----------------------------------------------------------------------------------
+
+Client::Client(std::unique_ptr<detail::ClientCore> core) : core_(std::move(core)) { core_->self = this; }
+Client::~Client() = default;
+
+std::uint64_t Client::id() const noexcept { return core_->id; }
+const std::string& Client::peer_address() const noexcept { return core_->peer; }
+const HttpRequest& Client::request() const noexcept { return core_->request; }
+std::any& Client::user_data() noexcept { return core_->user_data; }
+bool Client::is_open() const noexcept { return core_->open.load(std::memory_order_acquire); }
+std::size_t Client::queued_bytes() const noexcept {
+    return core_->queued_bytes.load(std::memory_order_relaxed) + core_->writing_bytes.load(std::memory_order_relaxed);
+}
+
+SendResult Client::send(std::string_view data, MessageType type) {
+    // Encode straight into the queue: no allocation per message once the queue has grown.
+    std::uint8_t header[codec::kMaxFrameHeader];
+    const std::size_t header_size = codec::encode_frame_header(
+        header, type == MessageType::Text ? codec::Opcode::Text : codec::Opcode::Binary, true, data.size());
+    auto& core = *core_;
+    bool overflowed = false;
+    {
+        std::lock_guard lock(core.mutex);
+        if (!core.accepting) return SendResult::Closed;
+        const std::size_t pending = core.queue.size() + core.writing_bytes.load(std::memory_order_relaxed);
+        if (pending + header_size + data.size() > core.max_queue_bytes) {
+            overflowed = true;
+        } else {
+            core.queue.append(reinterpret_cast<const char*>(header), header_size);
+            core.queue.append(data);
+            core.queued_bytes.store(core.queue.size(), std::memory_order_relaxed);
+        }
+    }
+    if (overflowed) return core.enqueue(encode_message(data, type));  // the slow path applies the policy
+    if (std::this_thread::get_id() != core.owner) core.wake();
+    return SendResult::Queued;
+}
+
+SendResult Client::send(std::string_view text) { return send(text, MessageType::Text); }
+SendResult Client::send_binary(std::string_view bytes) { return send(bytes, MessageType::Binary); }
+SendResult Client::send_encoded(std::string_view frame_bytes) { return core_->enqueue(frame_bytes); }
+
+SendResult Client::ping(std::string_view payload) {
+    if (payload.size() > codec::kMaxControlPayload) return SendResult::Dropped;
+    std::string frame;
+    codec::append_frame(frame, codec::Opcode::Ping, true, payload);
+    return core_->enqueue(frame);
+}
+
+void Client::close(CloseCode code, std::string_view reason) { core_->request_close(code, reason); }
+
+std::string encode_message(std::string_view data, MessageType type) {
+    std::string frame;
+    frame.reserve(data.size() + codec::kMaxFrameHeader);
+    codec::append_frame(frame, type == MessageType::Text ? codec::Opcode::Text : codec::Opcode::Binary, true, data);
+    return frame;
+}
+
+// ---- WebSocketServer ----------------------------------------------------------------------------
+
+WebSocketServer::WebSocketServer(ServerOptions options) : core_(std::make_unique<ServerCore>(std::move(options))) {}
+
+WebSocketServer::~WebSocketServer() {
+    stop();
+    std::unique_lock lock(core_->mutex);
+    core_->serve_done.wait(lock, [&] { return !core_->serving.load(); });
+}
+
+WebSocketServer& WebSocketServer::on_connection_open(OpenHandler handler) { core_->on_open = std::move(handler); return *this; }
+WebSocketServer& WebSocketServer::on_data_receive(DataHandler handler) { core_->on_data = std::move(handler); return *this; }
+WebSocketServer& WebSocketServer::on_error(ErrorHandler handler) { core_->on_error = std::move(handler); return *this; }
+WebSocketServer& WebSocketServer::on_connection_close(CloseHandler handler) { core_->on_close = std::move(handler); return *this; }
+WebSocketServer& WebSocketServer::on_server_destruct(DestructHandler handler) { core_->on_destruct = std::move(handler); return *this; }
+WebSocketServer& WebSocketServer::on_ping(ControlHandler handler) { core_->on_ping = std::move(handler); return *this; }
+WebSocketServer& WebSocketServer::on_pong(ControlHandler handler) { core_->on_pong = std::move(handler); return *this; }
+WebSocketServer& WebSocketServer::on_http_request(HttpHandler handler) { core_->on_http = std::move(handler); return *this; }
+
+const ServerOptions& WebSocketServer::options() const noexcept { return core_->options; }
+std::uint16_t WebSocketServer::port() const noexcept { return core_->port.load(); }
+std::size_t WebSocketServer::client_count() const noexcept { return core_->open_count.load(); }
+
+std::vector<std::shared_ptr<Client>> WebSocketServer::clients() const {
+    std::vector<std::shared_ptr<Client>> snapshot;
+    std::lock_guard lock(core_->mutex);
+    snapshot.reserve(core_->sessions.size());
+    for (const auto& [id, session] : core_->sessions)
+        if (ServerCore::core(*session.client).open.load(std::memory_order_acquire)) snapshot.push_back(session.client);
+    return snapshot;
+}
+
+std::size_t WebSocketServer::send_all(std::string_view data, MessageType type, const Client* except) {
+    const std::string frame = encode_message(data, type);  // encoded once for everyone
+    std::size_t accepted = 0;
+    for (const auto& client : clients()) {  // a snapshot: no lock held while sending
+        if (client.get() == except) continue;
+        if (client->send_encoded(frame) == SendResult::Queued) ++accepted;
+    }
+    return accepted;
+}
+
+bool WebSocketServer::listen() {
+    auto& core = *core_;
+    if (core.listen_fd.valid()) return true;
+    if (!core.waker.valid()) {
+        core.report(nullptr, ErrorKind::Io, fmt::format("eventfd: {}", std::strerror(errno)));
+        return false;
+    }
+    auto result = core.options.unix_socket_path.empty()
+                      ? detail::listen_tcp(core.options.host, core.options.port, core.options.backlog,
+                                           core.options.reuse_address, core.options.reuse_port)
+                      : detail::listen_unix(core.options.unix_socket_path, core.options.backlog);
+    if (!result.fd.valid()) {
+        core.report(nullptr, ErrorKind::Io, result.error);
+        return false;
+    }
+    core.listen_fd = std::move(result.fd);
+    core.port.store(result.port);
+    return true;
+}
+
+void WebSocketServer::stop() noexcept {
+    core_->stopping.store(true);
+    core_->waker.wake();
+}
+
+namespace {
+
+// SIGINT/SIGTERM, when ServerOptions::handle_signals is on: the handler only sets a flag and
+// writes to the server's eventfd, both async-signal-safe; the accept loop does the rest.
+std::atomic<ServerCore*> g_signal_server{nullptr};
+
+extern "C" void on_stop_signal(int) {
+    if (ServerCore* server = g_signal_server.load()) {
+        server->stopping.store(true);
+        server->waker.wake();
+    }
+}
+
+class SignalScope {
+public:
+    SignalScope(ServerCore& server, bool enabled) : enabled_(enabled) {
+        if (!enabled_) return;
+        g_signal_server.store(&server);
+        struct sigaction action{};
+        action.sa_handler = on_stop_signal;
+        sigemptyset(&action.sa_mask);
+        ::sigaction(SIGINT, &action, &old_int_);
+        ::sigaction(SIGTERM, &action, &old_term_);
+    }
+    ~SignalScope() {
+        if (!enabled_) return;
+        ::sigaction(SIGINT, &old_int_, nullptr);
+        ::sigaction(SIGTERM, &old_term_, nullptr);
+        g_signal_server.store(nullptr);
+    }
+    SignalScope(const SignalScope&) = delete;
+    SignalScope& operator=(const SignalScope&) = delete;
+
+private:
+    bool enabled_;
+    struct sigaction old_int_ {};
+    struct sigaction old_term_ {};
+};
+
+}  // namespace
+
+bool WebSocketServer::serve_forever() {
+    auto& core = *core_;
+    if (core.serving.exchange(true)) return false;  // already serving on another thread
+    struct ServingFlag {
+        ServerCore& core;
+        ~ServingFlag() {
+            {
+                std::lock_guard lock(core.mutex);
+                core.serving.store(false);
+            }
+            core.serve_done.notify_all();
+        }
+    } serving_flag{core};
+    if (!listen()) return false;
+    SignalScope signals(core, core.options.handle_signals);
+
+    // A flood of connections that never finish their handshake must not cost unbounded
+    // threads: sessions past this count are refused with 503 right on the accept thread.
+    const std::size_t max_sessions = core.options.max_clients + 1024;
+    bool accept_paused = false;  // after EMFILE: retry on a timer rather than spin
+
+    while (!core.stopping.load()) {
+        pollfd fds[2] = {{core.waker.fd(), POLLIN, 0}, {core.listen_fd.get(), POLLIN, 0}};
+        const int ready = ::poll(fds, accept_paused ? 1 : 2, accept_paused ? 100 : -1);
+        accept_paused = false;
+        if (ready < 0 && errno != EINTR) {
+            core.report(nullptr, ErrorKind::Io, fmt::format("poll: {}", std::strerror(errno)));
+            break;
+        }
+        if (fds[0].revents & POLLIN) core.waker.drain();
+        core.reap_finished();
+        if (core.stopping.load()) break;
+        if (!(fds[1].revents & POLLIN)) continue;
+        for (;;) {  // accept everything that is waiting
+            detail::Fd socket(::accept4(core.listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+            if (!socket.valid()) {
+                if (errno == EINTR || errno == ECONNABORTED) continue;
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                    core.report(nullptr, ErrorKind::Limit, fmt::format("accept: {}", std::strerror(errno)));
+                    accept_paused = true;
+                }
+                break;
+            }
+            detail::set_tcp_nodelay(socket.get());
+            std::size_t live_sessions;
+            {
+                std::lock_guard lock(core.mutex);
+                live_sessions = core.sessions.size();
+            }
+            if (live_sessions >= max_sessions) {
+                const auto deadline = std::chrono::steady_clock::now();  // best effort, never block
+                detail::send_all_before(socket.get(), codec::make_handshake_error(503, "server full"), deadline);
+                continue;
+            }
+            auto client_core = std::make_unique<ClientCore>();
+            client_core->server = &core;
+            client_core->id = core.next_id.fetch_add(1);
+            client_core->peer = detail::peer_address(socket.get());
+            client_core->max_queue_bytes = core.options.max_outbound_queue_bytes;
+            client_core->policy = core.options.queue_full_policy;
+            if (!client_core->waker.valid()) {
+                core.report(nullptr, ErrorKind::Io, fmt::format("eventfd: {}", std::strerror(errno)));
+                continue;
+            }
+            auto client = ServerCore::make_client(std::move(client_core));
+            const auto id = client->id();
+            std::lock_guard lock(core.mutex);
+            auto& session = core.sessions[id];
+            session.client = client;
+            try {
+                session.thread = std::thread([&core, client, fd = socket.release()]() mutable {
+                    core.run_session(std::move(client), detail::Fd(fd));
+                });
+            } catch (const std::system_error& e) {
+                core.sessions.erase(id);
+                core.report(nullptr, ErrorKind::Limit, fmt::format("cannot start a client thread: {}", e.what()));
+            }
+        }
+    }
+
+    // Shutdown: no new connections; every client gets 1001; after the grace period the rest
+    // are cut; then every thread is joined.
+    core.listen_fd.reset();
+    if (!core.options.unix_socket_path.empty()) ::unlink(core.options.unix_socket_path.c_str());
+    std::vector<std::shared_ptr<Client>> everyone;
+    {
+        std::lock_guard lock(core.mutex);
+        for (const auto& [id, session] : core.sessions) everyone.push_back(session.client);
+    }
+    for (const auto& client : everyone) ServerCore::core(*client).request_close(CloseCode::GoingAway, "server shutting down");
+    for (const auto& client : everyone) ServerCore::core(*client).wake();  // also wakes handshaking ones
+    everyone.clear();
+    {
+        std::unique_lock lock(core.mutex);
+        const auto deadline = std::chrono::steady_clock::now() + core.options.shutdown_timeout;
+        core.sessions_changed.wait_until(lock, deadline, [&] { return core.sessions.size() == core.finished.size(); });
+        for (auto& [id, session] : core.sessions) {
+            auto& client_core = ServerCore::core(*session.client);
+            client_core.abort.store(true);
+            client_core.wake();
+        }
+        // A thread still inside a user callback cannot be cut short; wait for it.
+        core.sessions_changed.wait(lock, [&] { return core.sessions.size() == core.finished.size(); });
+    }
+    core.reap_finished();
+    core.invoke(nullptr, "on_server_destruct", core.on_destruct);
+    core.stopping.store(false);
+    return true;
+}
+
+namespace detail {
+
+void ServerCore::session_finished(std::uint64_t id) {
+    {
+        std::lock_guard lock(mutex);
+        finished.push_back(id);
+    }
+    sessions_changed.notify_all();
+    waker.wake();
+}
+
+void ServerCore::reap_finished() {
+    std::vector<std::thread> done;
+    {
+        std::lock_guard lock(mutex);
+        for (const auto id : finished) {
+            auto it = sessions.find(id);
+            if (it == sessions.end()) continue;
+            done.push_back(std::move(it->second.thread));
+            sessions.erase(it);
+        }
+        finished.clear();
+    }
+    for (auto& thread : done)
+        if (thread.joinable()) thread.join();
+}
+
+}  // namespace detail
+}  // namespace websock
