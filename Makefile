@@ -79,10 +79,10 @@ $(DEPS_STAMP): scripts/install-deps.sh $(wildcard test/package.json)
 deps: $(DEPS_STAMP)
 
 # ---- the two commands of the README ----------------------------------------------------
-# The main job. Until the chat room lands (issue 4) this is the echo server.
+# The main job: the chat room, at the URL it prints.
 run: deps
 	$(MAKE) BUILD=release examples
-	$(BIN_DIR)/websock-echo --host 127.0.0.1 --port 9001
+	$(BIN_DIR)/websock-chat --host 127.0.0.1 --port 8467
 
 # Everything CI checks: release unit + integration tests, the same under ASan+UBSan and
 # TSan, then each fuzzer for a bounded time.
