@@ -184,6 +184,20 @@ private:
             early_input_.clear();
         }
         bool peer_gone = false;
+        try {
+            peer_gone = frame_loop(buffer);
+        } catch (const std::exception& e) {
+            // Out of memory, most likely: end this client, keep the promise of one close.
+            server_.report(client_.get(), ErrorKind::Io, fmt::format("client loop failed: {}", e.what()));
+            failed_loop_ = true;
+        }
+        finish(peer_gone);
+    }
+
+    /// Returns true when the peer went away (EOF or a socket error).
+    bool frame_loop(std::vector<std::uint8_t>& buffer) {
+        const auto& options = server_.options;
+        bool peer_gone = false;
         for (;;) {
             if (core_.abort.load()) break;
             take_requests();
@@ -244,7 +258,7 @@ private:
                 }
             }
         }
-        finish(peer_gone);
+        return peer_gone;
     }
 
     void feed(std::uint8_t* data, std::size_t size) {
@@ -329,7 +343,7 @@ private:
             core_.queue.clear();
             core_.queued_bytes.store(0, std::memory_order_relaxed);
         }
-        if (!peer_gone && !timed_out_ && !core_.abort.load() && connection_.state() == Connection::State::Closed) {
+        if (!peer_gone && !timed_out_ && !failed_loop_ && !core_.abort.load() && connection_.state() == Connection::State::Closed) {
             // Half-close and wait briefly for the peer's FIN, so our close frame is not lost
             // to a reset caused by unread input.
             ::shutdown(socket_.get(), SHUT_WR);
@@ -401,6 +415,7 @@ private:
     Clock::time_point closing_since_{};
     bool ping_outstanding_ = false;
     bool timed_out_ = false;
+    bool failed_loop_ = false;
     bool counted_ = false;
 };
 
