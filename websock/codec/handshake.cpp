@@ -162,7 +162,8 @@ HttpRequestParser::Status HttpRequestParser::feed(const char* data, std::size_t 
     if (!impl.message_complete) return status_;
     // An Upgrade header naming websocket marks a WebSocket handshake, whatever http-parser's
     // own idea of an upgrade (it also wants "Connection: upgrade", which we check ourselves).
-    for (const auto token : split_tokens(request_.header_joined("Upgrade")))
+    const std::string upgrade = request_.header_joined("Upgrade");  // the tokens view into it
+    for (const auto token : split_tokens(upgrade))
         if (iequals(token, "websocket")) upgrade_ = true;
     keep_alive_ = http_should_keep_alive(&impl.parser) != 0;
     status_ = Status::Complete;
@@ -174,7 +175,8 @@ HttpRequestParser::Status HttpRequestParser::feed(const char* data, std::size_t 
 namespace {
 
 bool has_token(const HttpRequest& request, std::string_view header, std::string_view token) {
-    for (const auto value : split_tokens(request.header_joined(header)))
+    const std::string joined = request.header_joined(header);  // the tokens view into it
+    for (const auto value : split_tokens(joined))
         if (iequals(value, token)) return true;
     return false;
 }

@@ -231,6 +231,20 @@ private:
                 ping_sent_ = now;
                 continue;
             }
+            if (maybe_readable_ && state != Connection::State::Closed) {
+                // Under load the peer has often sent more while we worked: read before
+                // sleeping in poll(), which saves a poll and a context switch per batch.
+                maybe_readable_ = false;
+                const ssize_t got = ::recv(socket_.get(), buffer.data(), buffer.size(), 0);
+                if (got > 0) {
+                    on_bytes(buffer.data(), static_cast<std::size_t>(got));
+                    continue;
+                }
+                if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                    peer_gone = true;
+                    break;
+                }
+            }
             short events = 0;
             if (state != Connection::State::Closed) events |= POLLIN;
             if (write_buffer_.size() > write_offset_) events |= POLLOUT;
@@ -249,9 +263,7 @@ private:
             if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
                 const ssize_t got = ::recv(socket_.get(), buffer.data(), buffer.size(), 0);
                 if (got > 0) {
-                    last_heard_ = Clock::now();
-                    ping_outstanding_ = false;  // any data proves the peer is alive
-                    feed(buffer.data(), static_cast<std::size_t>(got));
+                    on_bytes(buffer.data(), static_cast<std::size_t>(got));
                 } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
                     peer_gone = true;
                     break;
@@ -259,6 +271,13 @@ private:
             }
         }
         return peer_gone;
+    }
+
+    void on_bytes(std::uint8_t* data, std::size_t size) {
+        last_heard_ = Clock::now();
+        ping_outstanding_ = false;  // any data proves the peer is alive
+        maybe_readable_ = true;
+        feed(data, size);
     }
 
     void feed(std::uint8_t* data, std::size_t size) {
@@ -415,6 +434,7 @@ private:
     Clock::time_point closing_since_{};
     bool ping_outstanding_ = false;
     bool timed_out_ = false;
+    bool maybe_readable_ = false;  // the last read returned data: try again before poll()
     bool failed_loop_ = false;
     bool counted_ = false;
 };
