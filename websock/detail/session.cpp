@@ -41,6 +41,15 @@ public:
         server_.invoke(client_.get(), "on_data_receive", server_.on_data, *client_, data, type);
     }
     void on_ping(std::string_view payload) override {
+        // The pong is already in the connection's output. Queue it now, so it goes out
+        // before anything the callbacks send after this point (Autobahn 5.6-5.8 check it).
+        std::string& pong = connection_.output();
+        if (!pong.empty()) {
+            std::lock_guard lock(core_.mutex);
+            core_.queue.append(pong);
+            core_.queued_bytes.store(core_.queue.size(), std::memory_order_relaxed);
+            pong.clear();
+        }
         server_.invoke(client_.get(), "on_ping", server_.on_ping, *client_, payload);
     }
     void on_pong(std::string_view payload) override {
@@ -50,6 +59,14 @@ public:
 
 private:
     // ---- handshake ----------------------------------------------------------------------
+
+    /// Consume a wake-up. Drain first, then clear the flag: a wake() that lands in between
+    /// then writes the eventfd again instead of being swallowed. The caller re-checks the
+    /// queue and the requests afterwards.
+    void acknowledge_wake() {
+        core_.waker.drain();
+        core_.wake_pending.store(false, std::memory_order_release);
+    }
 
     bool stop_requested() const { return server_.stopping.load() || core_.abort.load(); }
 
@@ -64,8 +81,7 @@ private:
             const int ready = ::poll(fds, 2, timeout);
             if (ready < 0 && errno != EINTR) return false;
             if (fds[1].revents & POLLIN) {
-                core_.wake_pending.store(false);
-                core_.waker.drain();
+                acknowledge_wake();
             }
             if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) return true;
         }
@@ -257,8 +273,7 @@ private:
                 break;
             }
             if (fds[1].revents & POLLIN) {
-                core_.wake_pending.store(false);
-                core_.waker.drain();
+                acknowledge_wake();
             }
             if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
                 const ssize_t got = ::recv(socket_.get(), buffer.data(), buffer.size(), 0);
@@ -310,48 +325,58 @@ private:
     /// Move queued frames and the connection's own output (pongs, close) into the write
     /// buffer and write as much as the socket takes. False when the socket failed.
     bool flush() {
-        if (write_offset_ == write_buffer_.size()) {
-            write_buffer_.clear();
-            write_offset_ = 0;
-        }
-        const bool closing = connection_.close_sent();
-        {
-            std::lock_guard lock(core_.mutex);
-            if (closing) core_.accepting = false;
-            if (!core_.queue.empty()) {
-                if (write_buffer_.empty()) {
-                    write_buffer_.swap(core_.queue);  // both keep their capacity: no allocation
-                } else if (closing) {
-                    // Everything accepted before the close frame goes out before it.
-                    write_buffer_.append(core_.queue);
-                    core_.queue.clear();
+        for (;;) {
+            if (write_offset_ == write_buffer_.size()) {
+                write_buffer_.clear();
+                write_offset_ = 0;
+            }
+            const bool closing = connection_.close_sent();
+            bool more_queued;
+            {
+                std::lock_guard lock(core_.mutex);
+                if (closing) core_.accepting = false;
+                if (!core_.queue.empty()) {
+                    if (write_buffer_.empty()) {
+                        write_buffer_.swap(core_.queue);  // both keep their capacity: no allocation
+                    } else if (closing) {
+                        // Everything accepted before the close frame goes out before it.
+                        write_buffer_.append(core_.queue);
+                        core_.queue.clear();
+                    }
+                    core_.queued_bytes.store(core_.queue.size(), std::memory_order_relaxed);
                 }
-                core_.queued_bytes.store(core_.queue.size(), std::memory_order_relaxed);
+                more_queued = !core_.queue.empty();
             }
-        }
-        std::string& own = connection_.output();
-        if (!own.empty()) {
-            write_buffer_.append(own);
-            own.clear();
-        }
-        while (write_offset_ < write_buffer_.size()) {
-            const ssize_t sent = ::send(socket_.get(), write_buffer_.data() + write_offset_,
-                                        write_buffer_.size() - write_offset_, MSG_NOSIGNAL);
-            if (sent > 0) {
-                write_offset_ += static_cast<std::size_t>(sent);
-                continue;
+            std::string& own = connection_.output();
+            if (!own.empty()) {
+                write_buffer_.append(own);
+                own.clear();
             }
-            if (sent < 0 && errno == EINTR) continue;
-            if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-            core_.writing_bytes.store(0, std::memory_order_relaxed);
-            return false;
+            bool blocked = false;
+            while (write_offset_ < write_buffer_.size()) {
+                const ssize_t sent = ::send(socket_.get(), write_buffer_.data() + write_offset_,
+                                            write_buffer_.size() - write_offset_, MSG_NOSIGNAL);
+                if (sent > 0) {
+                    write_offset_ += static_cast<std::size_t>(sent);
+                    continue;
+                }
+                if (sent < 0 && errno == EINTR) continue;
+                if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                    blocked = true;
+                    break;
+                }
+                core_.writing_bytes.store(0, std::memory_order_relaxed);
+                return false;
+            }
+            core_.writing_bytes.store(write_buffer_.size() - write_offset_, std::memory_order_relaxed);
+            if (write_buffer_.capacity() > (4u << 20) && write_offset_ == write_buffer_.size()) {
+                std::string().swap(write_buffer_);  // give back the memory of a burst
+                write_offset_ = 0;
+            }
+            // The queue may have filled while the write buffer drained: go round again,
+            // or the loop would sleep without POLLOUT while frames wait.
+            if (blocked || !more_queued) return true;
         }
-        core_.writing_bytes.store(write_buffer_.size() - write_offset_, std::memory_order_relaxed);
-        if (write_buffer_.capacity() > (4u << 20) && write_offset_ == write_buffer_.size()) {
-            std::string().swap(write_buffer_);  // give back the memory of a burst
-            write_offset_ = 0;
-        }
-        return true;
     }
 
     /// End the connection: close TCP (server first, section 7.1.1), then tell the user.
@@ -406,8 +431,7 @@ private:
         pollfd fds[2] = {{socket_.get(), POLLIN, 0}, {core_.waker.fd(), POLLIN, 0}};
         if (::poll(fds, 2, timeout) <= 0) return false;
         if (fds[1].revents & POLLIN) {
-            core_.wake_pending.store(false);
-            core_.waker.drain();
+            acknowledge_wake();
             return !core_.abort.load() && (fds[0].revents & (POLLIN | POLLHUP | POLLERR));
         }
         return (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;

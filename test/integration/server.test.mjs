@@ -1,0 +1,371 @@
+// The server's own behaviours, through test/integration/fixture_server (a test program on
+// the public API that takes text commands, see its header comment): concurrent sends,
+// broadcast, callback exceptions, limits, liveness, timeouts, shutdown, slow clients.
+// Every test starts its own fixture process with the options it needs, and ends it checking
+// the exit status and that on_connection_close ran once per on_connection_open.
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+    OP,
+    ms,
+    startServer,
+    openWs,
+    wsEcho,
+    closeWs,
+    nextWsMessage,
+    assertServerServes,
+    RawClient,
+    rawHttp,
+    upgradeRequest,
+    textFrame,
+    closeFrame,
+    mapLimit,
+    openFileLimit,
+    waitFor,
+    withTimeout,
+    once,
+    describeFrame,
+    parseClose,
+    HOST,
+} from './helpers.mjs';
+import net from 'node:net';
+
+async function startFixture(args = []) {
+    return startServer('fixture_server', args);
+}
+
+/** Parse the `destructed opens=.. closes=..` line; assert opens == closes. */
+async function assertDestructed(fx, { opens } = {}) {
+    const line = await withTimeout(fx.waitLine(/^destructed /), ms(2000), 'the destructed line');
+    const m = /opens=(\d+) closes=(\d+)/.exec(line);
+    assert.ok(m, `cannot parse '${line}'`);
+    const counts = { opens: Number(m[1]), closes: Number(m[2]) };
+    assert.equal(counts.closes, counts.opens, `on_connection_close once per open: ${line}`);
+    if (opens !== undefined) assert.equal(counts.opens, opens, `opens: ${line}`);
+    return counts;
+}
+
+/** Stop the fixture with SIGTERM; exit 0, destructed line, opens == closes. */
+async function stopFixture(fx, expect = {}) {
+    await fx.stop({ timeout: ms(10000) });
+    return assertDestructed(fx, expect);
+}
+
+/** Run `fn(fx)` against a fresh fixture and always stop it (asserting a clean end). */
+async function withFixture(args, fn, expect = {}) {
+    const fx = await startFixture(args);
+    let failed = false;
+    try {
+        await fn(fx);
+    } catch (err) {
+        failed = true;
+        throw err;
+    } finally {
+        if (failed) {
+            // report the test's own failure, not a secondary one from stopping
+            await fx.stop({ timeout: ms(2000) }).catch(() => fx.kill());
+        }
+    }
+    await stopFixture(fx, expect);
+}
+
+/** Send a text command to a ws client and return the text of the next message. */
+async function ask(ws, command, opts = {}) {
+    ws.send(command);
+    const reply = await nextWsMessage(ws, { what: `reply to '${command}'`, ...opts });
+    assert.equal(reply.isBinary, false, `reply to '${command}' is text`);
+    return reply.data.toString('utf8');
+}
+
+const padding = (t, j, size) => String.fromCharCode(97 + ((t * 7 + j) % 26)).repeat(size);
+
+/**
+ * Collect the messages of a `threads:<n>:<m>:<pad>` command until threads-done; assert every
+ * message is intact, none is lost or duplicated, and each thread's sequence is in order.
+ */
+async function checkThreads(ws, n, m, pad, { timeout = ms(8000) } = {}) {
+    ws.send(`threads:${n}:${m}:${pad}`);
+    const next = new Array(n).fill(0);
+    let received = 0;
+    const deadline = Date.now() + timeout;
+    for (;;) {
+        const left = deadline - Date.now();
+        assert.ok(left > 0, `threads:${n}:${m}: only ${received} of ${n * m} messages within ${timeout} ms`);
+        const msg = await nextWsMessage(ws, { timeout: left, what: `message ${received + 1} of ${n * m}` });
+        const text = msg.data.toString('utf8');
+        if (text.startsWith('threads-done:')) {
+            assert.equal(text, `threads-done:${n * m}:0:0`, 'every send was queued');
+            break;
+        }
+        assert.equal(msg.isBinary, false);
+        const match = /^t(\d+):(\d+):([a-z]*)$/.exec(text);
+        assert.ok(match, `an intact message, got ${JSON.stringify(text.slice(0, 80))}`);
+        const t = Number(match[1]);
+        const j = Number(match[2]);
+        assert.ok(t < n, `thread ${t}`);
+        assert.equal(j, next[t], `thread ${t}: message ${j} arrived when ${next[t]} was due (order kept, none lost)`);
+        assert.equal(match[3], padding(t, j, pad), `padding of t${t}:${j}`);
+        next[t]++;
+        received++;
+    }
+    assert.equal(received, n * m, 'all messages arrived before threads-done');
+    assert.deepEqual(next, new Array(n).fill(m));
+}
+
+// ---------------------------------------------------------------------------------------
+describe('server: sending from many threads', () => {
+    it('32 threads send to one client at once: all arrive, intact, each thread in order', { timeout: ms(60000) }, () =>
+        withFixture([], async (fx) => {
+            const ws = await openWs(fx.url);
+            await checkThreads(ws, 32, 200, 16);
+            // and the connection still works both ways
+            await wsEcho(ws, 'after the threads');
+            await closeWs(ws);
+        }));
+
+    it('32 threads sending 4 KiB messages (writes that do not fit the socket at once)', { timeout: ms(60000) }, () =>
+        withFixture([], async (fx) => {
+            const ws = await openWs(fx.url);
+            await checkThreads(ws, 32, 40, 4000);
+            await closeWs(ws);
+        }));
+
+    it('4 clients each receive from 8 threads at the same time', { timeout: ms(60000) }, () =>
+        withFixture([], async (fx) => {
+            const clients = await Promise.all(Array.from({ length: 4 }, () => openWs(fx.url)));
+            await Promise.all(clients.map((ws) => checkThreads(ws, 8, 300, 50)));
+            await Promise.all(clients.map((ws) => closeWs(ws)));
+        }));
+});
+
+// ---------------------------------------------------------------------------------------
+describe('server: broadcast, commands from callbacks', () => {
+    it('broadcast reaches every other client once, and not the sender', () =>
+        withFixture([], async (fx) => {
+            const clients = await Promise.all(Array.from({ length: 10 }, () => openWs(fx.url)));
+            // the sender's next message is the broadcast's result: had the broadcast been sent
+            // to it too, it would have been queued before that reply
+            assert.equal(await ask(clients[0], 'broadcast:hello, everyone'), 'broadcast-sent:9');
+            for (const [i, ws] of clients.slice(1).entries()) {
+                const msg = await nextWsMessage(ws, { what: `broadcast at client ${i + 1}` });
+                assert.equal(msg.data.toString(), 'hello, everyone');
+                assert.equal(msg.isBinary, false);
+            }
+            // nothing else arrived anywhere: each client's next reply is its own echo
+            await Promise.all(clients.map((ws, i) => wsEcho(ws, `after broadcast ${i}`)));
+            await Promise.all(clients.map((ws) => closeWs(ws)));
+        }));
+
+    it('count answers client_count()', () =>
+        withFixture([], async (fx) => {
+            const clients = await Promise.all(Array.from({ length: 5 }, () => openWs(fx.url)));
+            assert.equal(await ask(clients[0], 'count'), 'count:5');
+            await closeWs(clients[4]);
+            await waitFor(async () => (await ask(clients[0], 'count')) === 'count:4', { what: 'count:4 after a close' });
+            await Promise.all(clients.slice(0, 4).map((ws) => closeWs(ws)));
+        }));
+
+    it('client.close(code, reason) from inside the callback reaches the client', () =>
+        withFixture([], async (fx) => {
+            const ws = await openWs(fx.url);
+            ws.send('close:4001:bye from the server');
+            const closed = await withTimeout(ws.closed, ms(5000), 'close 4001');
+            assert.deepEqual(closed, { code: 4001, reason: 'bye from the server' });
+
+            // a raw client sees the close frame and then the server closing TCP after our answer
+            const c = await RawClient.open(fx.port);
+            await c.write(textFrame('close:1000:done'));
+            await c.expectCloseFrame(1000);
+            await c.write(closeFrame(1000));
+            await c.expectEndWithoutFrames();
+        }));
+
+    it('client.ping() from the server reaches a ws client', () =>
+        withFixture([], async (fx) => {
+            const ws = await openWs(fx.url);
+            const ping = once(ws, 'ping');
+            ws.send('ping:are you there');
+            const [payload] = await ping;
+            assert.equal(payload.toString(), 'are you there');
+            await wsEcho(ws, 'yes');
+            await closeWs(ws);
+        }));
+
+    it('an exception in a callback goes to on_error; the client and server keep working', () =>
+        withFixture([], async (fx) => {
+            const ws = await openWs(fx.url);
+            assert.equal(await ask(ws, 'stats'), 'errors:0');
+            ws.send('throw');
+            assert.equal(await ask(ws, 'stats'), 'errors:1', 'on_error saw the exception before the next message');
+            assert.equal(ws.readyState, 1, 'the client that threw is still open');
+            await wsEcho(ws, 'still here');
+            ws.send('throw');
+            ws.send('throw');
+            assert.equal(await ask(ws, 'stats'), 'errors:3');
+            const other = await openWs(fx.url);
+            await wsEcho(other, 'another client');
+            assert.equal(await ask(other, 'stats'), 'errors:3');
+            await closeWs(other);
+            await closeWs(ws);
+        }));
+});
+
+// ---------------------------------------------------------------------------------------
+describe('server: limits and timeouts', () => {
+    it('max clients: the one past the limit gets HTTP 503; a place frees up after a close', () =>
+        withFixture(['--max-clients', '3'], async (fx) => {
+            const clients = await Promise.all(Array.from({ length: 3 }, () => openWs(fx.url)));
+            const res = await rawHttp(fx.port, upgradeRequest({ port: fx.port }));
+            assert.equal(res.status, 503, res.head);
+            // the refused one did not disturb the others
+            await Promise.all(clients.map((ws, i) => wsEcho(ws, `client ${i}`)));
+            await closeWs(clients[2]);
+            await waitFor(async () => (await ask(clients[0], 'count')) === 'count:2', { what: 'count:2 after a close' });
+            const again = await openWs(fx.url);
+            await wsEcho(again, 'got the free place');
+            await Promise.all([again, clients[0], clients[1]].map((ws) => closeWs(ws)));
+        }));
+
+    it('idle ping: a raw client that never answers pings is dropped; a ws client (auto pong) stays', { timeout: ms(30000) }, () =>
+        withFixture(['--idle-ping-ms', '300', '--pong-timeout-ms', '300'], async (fx) => {
+            const ws = await openWs(fx.url);
+            let wsPings = 0;
+            ws.on('ping', () => wsPings++);
+            const raw = await RawClient.open(fx.port);
+            const started = Date.now();
+            await waitFor(() => raw.frames.some((f) => f.opcode === OP.PING), { timeout: ms(3000), what: 'a ping to the silent raw client' });
+            await raw.waitEnd({ timeout: ms(3000), what: 'the silent client to be dropped' });
+            const elapsed = Date.now() - started;
+            assert.ok(elapsed >= 500, `dropped after ${elapsed} ms: not before idle (300) + pong timeout (300)`);
+            const unexpected = raw.frames.filter((f) => f.opcode !== OP.PING && f.opcode !== OP.CLOSE);
+            assert.deepEqual(unexpected.map(describeFrame), [], 'only pings (and maybe a close) to the silent client');
+            // the ws client has answered several pings meanwhile and is still served
+            await waitFor(() => wsPings >= 3, { timeout: ms(5000), what: 'the ws client to get 3 pings' });
+            assert.equal(ws.readyState, 1, 'the ws client that answers pings stays open');
+            await wsEcho(ws, 'still alive');
+            await closeWs(ws);
+        }));
+
+    it('handshake timeout: half a request, a trickle and silence are all dropped by the deadline', { timeout: ms(30000) }, () =>
+        withFixture(['--handshake-timeout-ms', '500'], async (fx) => {
+            const timeout = 500;
+            const open = (fn) =>
+                new Promise((resolve, reject) => {
+                    const socket = net.connect({ host: HOST, port: fx.port });
+                    const started = Date.now();
+                    let timer = null;
+                    socket.on('connect', () => {
+                        timer = fn(socket);
+                    });
+                    socket.on('data', () => {}); // a 408 is fine
+                    socket.on('error', () => {});
+                    socket.on('close', () => {
+                        if (timer) clearInterval(timer);
+                        resolve(Date.now() - started);
+                    });
+                    setTimeout(() => {
+                        socket.destroy();
+                        reject(new Error(`not dropped within ${ms(timeout + 3000)} ms`));
+                    }, ms(timeout + 3000)).unref();
+                });
+            const request = upgradeRequest({ port: fx.port });
+            const [half, trickle, silent] = await Promise.all([
+                open((s) => {
+                    s.write(request.slice(0, request.length / 2));
+                    return null;
+                }),
+                open((s) => {
+                    // one byte every 50 ms: each read is quick, the whole request would take seconds
+                    let at = 0;
+                    return setInterval(() => {
+                        if (at < request.length) s.write(request[at++]);
+                    }, 50);
+                }),
+                open(() => null),
+            ]);
+            for (const [name, elapsed] of Object.entries({ half, trickle, silent }))
+                assert.ok(elapsed >= timeout * 0.8, `${name}: dropped after ${elapsed} ms, before the ${timeout} ms deadline`);
+            await assertServerServes(fx, 'after handshake timeouts');
+        }));
+
+    it('a slow client (stops reading) is cut with 1008 when its queue overflows; another client is still served', { timeout: ms(60000) }, () =>
+        withFixture(['--max-queue-bytes', '65536', '--close-timeout-ms', '20000'], async (fx) => {
+            const other = await openWs(fx.url);
+            const slow = await RawClient.open(fx.port);
+            slow.pause();
+            await slow.write(textFrame('threads:1:100000:1000'));
+            // the server notices the overflow (on_error, QueueFull) ...
+            await waitFor(() => fx.stderr.some((l) => /queue/i.test(l)), { timeout: ms(20000), what: 'the queue-full error on stderr' });
+            // ... while the other client is served as usual
+            await wsEcho(other, 'served while the slow client is stuck', { timeout: ms(5000) });
+            // now read: a gap-free prefix of the messages, then close 1008, then the TCP end
+            slow.resume();
+            let expected = 0;
+            for (;;) {
+                const f = await slow.nextFrame({ timeout: ms(5000), what: `message t0:${expected} or the close` });
+                if (f.opcode === OP.CLOSE) {
+                    const c = parseClose(f.payload);
+                    assert.equal(c.code, 1008, `close code (reason ${JSON.stringify(c.reason)})`);
+                    break;
+                }
+                assert.equal(f.opcode, OP.TEXT, describeFrame(f));
+                const text = f.payload.toString();
+                assert.ok(text.startsWith(`t0:${expected}:`), `message ${expected} in order, got ${JSON.stringify(text.slice(0, 30))}`);
+                expected++;
+            }
+            assert.ok(expected < 100000, `cut before all 100000 messages (${expected} arrived)`);
+            await slow.write(closeFrame(1008));
+            await slow.expectEndWithoutFrames({ timeout: ms(5000) });
+            await wsEcho(other, 'served after the slow client was cut');
+            await closeWs(other);
+        }));
+});
+
+// ---------------------------------------------------------------------------------------
+describe('server: stop', () => {
+    it('stop() from a callback with 500 clients: all get 1001, exit 0, opens == closes', { timeout: ms(120000) }, async (t) => {
+        const CLIENTS = 500;
+        const limit = openFileLimit();
+        if (limit < CLIENTS + 200) {
+            t.skip(`ulimit -n is ${limit}, too low for ${CLIENTS} clients`);
+            return;
+        }
+        const fx = await startFixture();
+        const clients = [];
+        try {
+            await mapLimit(Array.from({ length: CLIENTS }, (_, i) => i), 100, async (i) => {
+                clients[i] = await openWs(fx.url, { timeout: ms(20000) });
+            });
+            assert.equal(await ask(clients[0], 'count'), `count:${CLIENTS}`);
+            const started = Date.now();
+            clients[1].send('stop');
+            const exit = await fx.waitExit(ms(15000));
+            t.diagnostic(`exited ${Date.now() - started} ms after stop`);
+            fx.assertCleanExit(exit);
+            const closes = await Promise.all(clients.map((ws) => withTimeout(ws.closed, ms(5000), 'ws close')));
+            const codes = {};
+            for (const c of closes) codes[c.code] = (codes[c.code] ?? 0) + 1;
+            assert.deepEqual(codes, { 1001: CLIENTS }, 'every client got close 1001');
+            await assertDestructed(fx, { opens: CLIENTS });
+        } finally {
+            fx.kill();
+            for (const ws of clients) ws?.terminate();
+        }
+    });
+
+    it('SIGTERM with a raw client that never answers the close: cut after the shutdown timeout, exit 0', { timeout: ms(30000) }, async () => {
+        const fx = await startFixture(['--shutdown-timeout-ms', '500']);
+        const raw = await RawClient.open(fx.port);
+        const ws = await openWs(fx.url);
+        const started = Date.now();
+        await fx.stop({ timeout: ms(5000) });
+        const elapsed = Date.now() - started;
+        await raw.expectCloseFrame(1001);
+        await raw.waitEnd();
+        assert.equal((await withTimeout(ws.closed, ms(5000), 'ws close')).code, 1001);
+        assert.ok(elapsed < ms(3000), `exited ${elapsed} ms after SIGTERM (shutdown timeout 500 ms)`);
+        await assertDestructed(fx, { opens: 2 });
+    });
+});
