@@ -124,6 +124,7 @@ HttpRequestParser::~HttpRequestParser() = default;
 HttpRequestParser::Status HttpRequestParser::feed(const char* data, std::size_t size, std::size_t& consumed) {
     consumed = 0;
     if (status_ != Status::NeedMore) return status_;
+    bytes_fed_ += size;
     auto& impl = *impl_;
     auto fail = [&](int status, std::string reason) {
         status_ = Status::Error;

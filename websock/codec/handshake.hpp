@@ -44,6 +44,8 @@ public:
     Status feed(const char* data, std::size_t size, std::size_t& consumed);
 
     Status status() const noexcept { return status_; }
+    /// True once any byte has been fed.
+    bool started() const noexcept { return bytes_fed_ > 0; }
     /// The request so far (whole once Complete).
     HttpRequest& request() noexcept { return request_; }
     /// True when the request asked to upgrade the connection (an Upgrade header was present).
@@ -61,6 +63,7 @@ private:
     Options options_;
     HttpRequest request_;
     Status status_ = Status::NeedMore;
+    std::size_t bytes_fed_ = 0;
     bool upgrade_ = false;
     bool keep_alive_ = false;
     int error_status_ = 0;

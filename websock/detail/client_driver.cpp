@@ -1,0 +1,466 @@
+#include "websock/detail/client_driver.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace websock::detail {
+
+namespace {
+
+constexpr int kReadsPerEvent = 16;                   // then yield to other connections
+constexpr std::size_t kMaxPendingHttpBytes = 1 << 20;  // stop reading pipelined requests past this
+
+bool would_block() noexcept { return errno == EAGAIN || errno == EWOULDBLOCK; }
+
+}  // namespace
+
+ClientDriver::ClientDriver(ServerCore& server, std::shared_ptr<Client> client, Fd socket,
+                           std::vector<std::uint8_t>& read_buffer)
+    : server_(server),
+      client_(std::move(client)),
+      core_(ServerCore::core(*client_)),
+      socket_(std::move(socket)),
+      read_buffer_(read_buffer),
+      connection_(ConnectionOptions{codec::Role::Server, server.options.max_frame_bytes,
+                                    server.options.max_message_bytes, true}) {
+    parser_ = std::make_unique<codec::HttpRequestParser>(
+        codec::HttpRequestParser::Options{server.options.max_handshake_bytes, server.options.max_http_body_bytes});
+    handshake_deadline_ = Clock::now() + server.options.handshake_timeout;
+}
+
+ClientDriver::~ClientDriver() {
+    if (phase_ != Phase::Done) {
+        aborted_ = true;
+        finish();
+    }
+}
+
+// ---- ConnectionHandler ----------------------------------------------------------------------
+
+void ClientDriver::on_message(std::string_view data, MessageType type) {
+    server_.invoke(client_.get(), "on_data_receive", server_.on_data, *client_, data, type);
+}
+
+void ClientDriver::on_ping(std::string_view payload) {
+    // The pong is already in the connection's output. Queue it now, so it goes out before
+    // anything the callbacks send after this point (Autobahn 5.6-5.8 check the order).
+    std::string& pong = connection_.output();
+    if (!pong.empty()) {
+        std::lock_guard lock(core_.mutex);
+        core_.queue.append(pong);
+        core_.queued_bytes.store(core_.queue.size(), std::memory_order_relaxed);
+        pong.clear();
+    }
+    server_.invoke(client_.get(), "on_ping", server_.on_ping, *client_, payload);
+}
+
+void ClientDriver::on_pong(std::string_view payload) {
+    ping_outstanding_ = false;
+    server_.invoke(client_.get(), "on_pong", server_.on_pong, *client_, payload);
+}
+
+// ---- events ------------------------------------------------------------------------------------
+
+bool ClientDriver::wants_read() const noexcept {
+    switch (phase_) {
+        case Phase::Handshake: return !close_after_write_ && write_buffer_.size() - write_offset_ < kMaxPendingHttpBytes;
+        case Phase::Open: return connection_.state() != Connection::State::Closed;
+        case Phase::Lingering: return true;
+        case Phase::Done: return false;
+    }
+    return false;
+}
+
+ClientDriver::Clock::time_point ClientDriver::deadline() const noexcept {
+    const auto& options = server_.options;
+    switch (phase_) {
+        case Phase::Handshake: return handshake_deadline_;
+        case Phase::Open:
+            if (closing_since_ != Clock::time_point{}) return closing_since_ + options.close_timeout;
+            if (ping_outstanding_) return ping_sent_ + options.pong_timeout;
+            if (options.idle_ping_interval.count() > 0) return last_heard_ + options.idle_ping_interval;
+            return Clock::time_point::max();
+        case Phase::Lingering: return linger_deadline_;
+        case Phase::Done: return Clock::time_point::max();
+    }
+    return Clock::time_point::max();
+}
+
+void ClientDriver::on_readable() {
+    switch (phase_) {
+        case Phase::Handshake: read_handshake(); break;
+        case Phase::Open: read_frames(); break;
+        case Phase::Lingering: {
+            for (int reads = 0; reads < kReadsPerEvent; ++reads) {
+                const ssize_t got = ::recv(socket_.get(), read_buffer_.data(), read_buffer_.size(), 0);
+                if (got > 0) continue;  // whatever the peer still sends after the close is dropped
+                if (got < 0 && errno == EINTR) continue;
+                if (got < 0 && would_block()) return;
+                finish();  // the peer's FIN (or an error): done
+                return;
+            }
+            return;
+        }
+        case Phase::Done: return;
+    }
+    after_io();
+}
+
+void ClientDriver::on_writable() { after_io(); }
+
+void ClientDriver::on_wake() {
+    // Drain first, then clear the flag: a wake() landing in between then writes the
+    // eventfd again instead of being swallowed. after_io() re-checks queue and requests.
+    core_.waker.drain();
+    core_.wake_pending.store(false, std::memory_order_release);
+    after_io();
+}
+
+void ClientDriver::on_server_stop() {
+    if (phase_ == Phase::Handshake) {
+        finish();  // not a WebSocket client yet: nothing to say goodbye to
+        return;
+    }
+    after_io();  // take_requests() sees the stop and sends 1001
+}
+
+void ClientDriver::abort() {
+    aborted_ = true;
+    finish();
+}
+
+void ClientDriver::on_exception(const std::exception& error) {
+    // Out of memory, most likely: end this client, keep the promise of one close.
+    server_.report(client_.get(), ErrorKind::Io, fmt::format("client {} failed: {}", core_.id, error.what()));
+    failed_loop_ = true;
+    finish();
+}
+
+void ClientDriver::on_tick(Clock::time_point now) {
+    if (now < deadline()) return;
+    const auto& options = server_.options;
+    switch (phase_) {
+        case Phase::Handshake:
+            if (close_after_write_ || (handshake_input_.empty() && !parser_->started())) {
+                finish();  // an idle keep-alive connection, a silent peer, or a stuck answer
+                return;
+            }
+            refuse(408, "handshake timed out");
+            handshake_deadline_ = now + std::chrono::seconds(1);  // time to write the 408
+            break;
+        case Phase::Open:
+            if (closing_since_ != Clock::time_point{}) {
+                server_.report(client_.get(), ErrorKind::Timeout, "close handshake timed out");
+                timed_out_ = true;
+                end(false);
+                return;
+            }
+            if (ping_outstanding_) {
+                server_.report(client_.get(), ErrorKind::Timeout, "no pong within pong_timeout");
+                timed_out_ = true;
+                end(false);
+                return;
+            }
+            connection_.send_ping();  // idle: is the peer still there?
+            ping_outstanding_ = true;
+            ping_sent_ = now;
+            (void)options;
+            break;
+        case Phase::Lingering: finish(); return;
+        case Phase::Done: return;
+    }
+    after_io();
+}
+
+// ---- handshake -------------------------------------------------------------------------------
+
+void ClientDriver::read_handshake() {
+    for (int reads = 0; reads < kReadsPerEvent && phase_ == Phase::Handshake && wants_read(); ++reads) {
+        const ssize_t got = ::recv(socket_.get(), read_buffer_.data(), read_buffer_.size(), 0);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0 && would_block()) return;
+        if (got <= 0) {
+            finish();  // the peer left before upgrading
+            return;
+        }
+        handshake_input_.append(reinterpret_cast<const char*>(read_buffer_.data()), static_cast<std::size_t>(got));
+        // Parse every complete request in the input (pipelined plain HTTP requests included).
+        while (phase_ == Phase::Handshake && !close_after_write_ && !handshake_input_.empty()) {
+            std::size_t consumed = 0;
+            const auto status = parser_->feed(handshake_input_.data(), handshake_input_.size(), consumed);
+            handshake_input_.erase(0, consumed);
+            if (status == codec::HttpRequestParser::Status::NeedMore) break;
+            if (status == codec::HttpRequestParser::Status::Error) {
+                refuse(parser_->error_status(), parser_->error_reason());
+                break;
+            }
+            handle_request(*parser_);
+        }
+        if (phase_ == Phase::Open) {
+            // Frames the client sent right behind its upgrade request.
+            if (!handshake_input_.empty()) {
+                std::string early = std::move(handshake_input_);
+                handshake_input_.clear();
+                feed(reinterpret_cast<std::uint8_t*>(early.data()), early.size());
+            }
+            return;
+        }
+    }
+}
+
+void ClientDriver::handle_request(codec::HttpRequestParser& parser) {
+    HttpRequest& request = parser.request();
+    const auto& options = server_.options;
+    if (!parser.is_upgrade()) {
+        HttpResponse response;
+        bool keep_alive = parser.keep_alive() && !server_.stopping.load();
+        if (!server_.on_http) {
+            // No HTTP handler: say that this port speaks WebSocket (RFC 9110 section 15.5.22).
+            response = HttpResponse::text(426, "This is a WebSocket server; send a WebSocket upgrade request.\n");
+            response.header("Upgrade", "websocket").header("Sec-WebSocket-Version", "13");
+            keep_alive = false;
+        } else {
+            try {
+                response = server_.on_http(request);
+            } catch (const std::exception& e) {
+                server_.report(nullptr, ErrorKind::Callback, fmt::format("on_http_request threw: {}", e.what()));
+                response = HttpResponse::text(500, "internal server error\n");
+                keep_alive = false;
+            } catch (...) {
+                server_.report(nullptr, ErrorKind::Callback, "on_http_request threw a non-standard exception");
+                response = HttpResponse::text(500, "internal server error\n");
+                keep_alive = false;
+            }
+        }
+        if (request.method == "HEAD") {
+            const std::size_t length = response.body.size();
+            response.body.clear();
+            response.header("Content-Length", std::to_string(length));
+        }
+        write_buffer_.append(serialize_response(response, keep_alive));
+        if (keep_alive) {
+            parser_ = std::make_unique<codec::HttpRequestParser>(
+                codec::HttpRequestParser::Options{options.max_handshake_bytes, options.max_http_body_bytes});
+            handshake_deadline_ = Clock::now() + options.handshake_timeout;
+        } else {
+            close_after_write_ = true;
+        }
+        return;
+    }
+    auto check = codec::check_upgrade_request(request);
+    if (!check.ok) return refuse(check.status, check.reason);
+    if (server_.stopping.load()) return refuse(503, "server shutting down");
+    // Count this client against max_clients before answering, so the limit holds under a
+    // burst of simultaneous upgrades.
+    if (server_.open_count.fetch_add(1) >= options.max_clients) {
+        server_.open_count.fetch_sub(1);
+        return refuse(503, "too many clients", {{"Retry-After", "5"}});
+    }
+    counted_ = true;
+    open_websocket(check.key, std::move(request));
+}
+
+void ClientDriver::refuse(int status, std::string_view reason, const HttpHeaders& headers) {
+    server_.report(nullptr, ErrorKind::Handshake, fmt::format("{}: refused with {}: {}", core_.peer, status, reason));
+    write_buffer_.append(codec::make_handshake_error(status, reason, headers));
+    close_after_write_ = true;
+}
+
+void ClientDriver::open_websocket(const std::string& key, HttpRequest request) {
+    core_.request = std::move(request);
+    write_buffer_.append(codec::make_upgrade_response(key));  // before anything on_open sends
+    parser_.reset();
+    phase_ = Phase::Open;
+    last_heard_ = Clock::now();
+    opened_ = true;
+    core_.open.store(true, std::memory_order_release);
+    server_.invoke(client_.get(), "on_connection_open", server_.on_open, *client_);
+}
+
+// ---- frames ----------------------------------------------------------------------------------------
+
+void ClientDriver::read_frames() {
+    for (int reads = 0; reads < kReadsPerEvent && phase_ == Phase::Open; ++reads) {
+        if (connection_.state() == Connection::State::Closed) return;
+        const ssize_t got = ::recv(socket_.get(), read_buffer_.data(), read_buffer_.size(), 0);
+        if (got > 0) {
+            last_heard_ = Clock::now();
+            ping_outstanding_ = false;  // any data proves the peer is alive
+            feed(read_buffer_.data(), static_cast<std::size_t>(got));
+            // Write what became due before reading again: echoes go out in batches, and the
+            // peer's next bytes have often arrived by the time we look again.
+            after_io();
+            continue;
+        }
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0 && would_block()) return;
+        peer_gone_ = true;
+        end(true);
+        return;
+    }
+}
+
+void ClientDriver::feed(std::uint8_t* data, std::size_t size) {
+    const bool was_failed = connection_.failed();
+    connection_.feed(data, size, *this);
+    if (connection_.failed() && !was_failed)
+        server_.report(client_.get(), ErrorKind::Protocol,
+                       fmt::format("closing with {}: {}", static_cast<int>(connection_.close_code()),
+                                   connection_.close_reason()));
+}
+
+void ClientDriver::take_requests() {
+    std::optional<std::pair<CloseCode, std::string>> request;
+    {
+        std::lock_guard lock(core_.mutex);
+        request.swap(core_.close_request);
+        if (!request && server_.stopping.load() && !connection_.close_sent())
+            request.emplace(CloseCode::GoingAway, "server shutting down");
+        if (request && connection_.state() == Connection::State::Open) core_.accepting = false;
+    }
+    if (request && connection_.state() == Connection::State::Open) connection_.close(request->first, request->second);
+}
+
+bool ClientDriver::flush() {
+    for (;;) {
+        if (write_offset_ == write_buffer_.size()) {
+            write_buffer_.clear();
+            write_offset_ = 0;
+        }
+        const bool closing = connection_.close_sent();
+        bool more_queued;
+        {
+            std::lock_guard lock(core_.mutex);
+            if (closing) core_.accepting = false;
+            if (!core_.queue.empty()) {
+                if (write_buffer_.empty()) {
+                    write_buffer_.swap(core_.queue);  // both keep their capacity: no allocation
+                } else if (closing) {
+                    // Everything accepted before the close frame goes out before it.
+                    write_buffer_.append(core_.queue);
+                    core_.queue.clear();
+                }
+                core_.queued_bytes.store(core_.queue.size(), std::memory_order_relaxed);
+            }
+            more_queued = !core_.queue.empty();
+        }
+        std::string& own = connection_.output();
+        if (!own.empty()) {
+            write_buffer_.append(own);
+            own.clear();
+        }
+        bool blocked = false;
+        while (write_offset_ < write_buffer_.size()) {
+            const ssize_t sent = ::send(socket_.get(), write_buffer_.data() + write_offset_,
+                                        write_buffer_.size() - write_offset_, MSG_NOSIGNAL);
+            if (sent > 0) {
+                write_offset_ += static_cast<std::size_t>(sent);
+                continue;
+            }
+            if (sent < 0 && errno == EINTR) continue;
+            if (sent < 0 && would_block()) {
+                blocked = true;
+                break;
+            }
+            core_.writing_bytes.store(0, std::memory_order_relaxed);
+            return false;
+        }
+        core_.writing_bytes.store(write_buffer_.size() - write_offset_, std::memory_order_relaxed);
+        if (write_buffer_.capacity() > (4u << 20) && write_offset_ == write_buffer_.size()) {
+            std::string().swap(write_buffer_);  // give back the memory of a burst
+            write_offset_ = 0;
+        }
+        // The queue may have filled while the write buffer drained: go round again, or the
+        // engine would wait without asking for POLLOUT while frames sit in the queue.
+        if (blocked || !more_queued) return true;
+    }
+}
+
+void ClientDriver::after_io() {
+    switch (phase_) {
+        case Phase::Handshake:
+            if (!flush()) {
+                finish();
+                return;
+            }
+            if (close_after_write_ && !wants_write()) {
+                // Half-close and linger, so the answer is not lost to a reset.
+                ::shutdown(socket_.get(), SHUT_WR);
+                phase_ = Phase::Lingering;
+                linger_deadline_ = Clock::now() + server_.options.close_timeout;
+            }
+            return;
+        case Phase::Open: {
+            take_requests();
+            if (!flush()) {
+                peer_gone_ = true;
+                end(true);
+                return;
+            }
+            const auto state = connection_.state();
+            if (state != Connection::State::Open && closing_since_ == Clock::time_point{}) closing_since_ = Clock::now();
+            if (state == Connection::State::Closed && !wants_write()) end(false);
+            return;
+        }
+        case Phase::Lingering:
+        case Phase::Done: return;
+    }
+}
+
+void ClientDriver::end(bool peer_gone) {
+    if (phase_ != Phase::Open) return;
+    if (!peer_gone && !timed_out_ && !failed_loop_ && !aborted_ && connection_.state() == Connection::State::Closed) {
+        // Section 7.1.1: the server closes TCP first. Half-close and wait briefly for the
+        // peer's FIN, so our close frame is not lost to a reset caused by unread input.
+        ::shutdown(socket_.get(), SHUT_WR);
+        phase_ = Phase::Lingering;
+        linger_deadline_ = Clock::now() + server_.options.close_timeout;
+        return;
+    }
+    finish();
+}
+
+void ClientDriver::finish() {
+    if (phase_ == Phase::Done) return;
+    {
+        std::lock_guard lock(core_.mutex);
+        core_.accepting = false;
+        core_.queue.clear();
+        core_.queued_bytes.store(0, std::memory_order_relaxed);
+    }
+    socket_.reset();
+    core_.writing_bytes.store(0, std::memory_order_relaxed);
+    phase_ = Phase::Done;
+    if (counted_) {
+        server_.open_count.fetch_sub(1);
+        counted_ = false;
+    }
+    if (!opened_) return;
+
+    CloseCode code = CloseCode::Abnormal;
+    std::string reason;
+    if (connection_.close_received() || connection_.failed() || connection_.state() == Connection::State::Closed) {
+        code = connection_.close_code();
+        reason = connection_.close_reason();
+    }
+    if (connection_.close_sent() && !connection_.close_received() && !connection_.failed()) {
+        // We asked to close and the peer never answered.
+        code = CloseCode::Abnormal;
+        reason = timed_out_ ? "close handshake timed out" : "connection lost during the close handshake";
+    } else if (timed_out_) {
+        reason = "no pong within pong_timeout";
+    } else if (aborted_ && !connection_.close_received()) {
+        reason = "cut at server shutdown";
+    } else if (code == CloseCode::Abnormal && reason.empty()) {
+        reason = "connection lost";
+    }
+    core_.open.store(false, std::memory_order_release);
+    server_.invoke(client_.get(), "on_connection_close", server_.on_close, *client_, code, std::string_view{reason});
+}
+
+}  // namespace websock::detail

@@ -1,0 +1,103 @@
+// ClientDriver: one server-side connection from accept to close, driven by events and never
+// blocking. The thread-per-client engine pumps one driver from its own thread with poll();
+// the event-loop engine pumps many from one thread with epoll. Both get identical protocol
+// behaviour because both run this class. Internal.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "websock/codec/handshake.hpp"
+#include "websock/connection.hpp"
+#include "websock/detail/server_core.hpp"
+
+namespace websock::detail {
+
+class ClientDriver final : public ConnectionHandler {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    /// `read_buffer` is scratch space for recv(); it may be shared by every driver of one
+    /// engine thread, since no driver keeps bytes in it between events.
+    ClientDriver(ServerCore& server, std::shared_ptr<Client> client, Fd socket, std::vector<std::uint8_t>& read_buffer);
+    ~ClientDriver() override;
+    ClientDriver(const ClientDriver&) = delete;
+    ClientDriver& operator=(const ClientDriver&) = delete;
+
+    // ---- events, from the engine that owns this driver ----
+    void on_readable();  ///< the socket is readable (or hung up)
+    void on_writable();  ///< the socket takes more bytes
+    void on_wake();      ///< another thread queued frames or asked for a close
+    void on_tick(Clock::time_point now);  ///< deadlines: handshake, idle ping, pong, close
+    void on_server_stop();  ///< the server is stopping: refuse or close with 1001
+    void abort();           ///< cut the connection now, no close handshake
+    void on_exception(const std::exception& error);  ///< an event handler threw (out of memory)
+
+    // ---- what the engine needs to know ----
+    int fd() const noexcept { return socket_.get(); }
+    bool wants_read() const noexcept;
+    bool wants_write() const noexcept { return write_offset_ < write_buffer_.size(); }
+    Clock::time_point deadline() const noexcept;  ///< the next on_tick that matters
+    bool finished() const noexcept { return phase_ == Phase::Done; }
+    ClientCore& core() noexcept { return core_; }
+
+    // ConnectionHandler, called from inside connection_.feed()
+    void on_message(std::string_view data, MessageType type) override;
+    void on_ping(std::string_view payload) override;
+    void on_pong(std::string_view payload) override;
+
+private:
+    enum class Phase : std::uint8_t {
+        Handshake,  ///< reading HTTP requests; answering plain ones
+        Open,       ///< WebSocket messages flow (including our side of a close handshake)
+        Lingering,  ///< close frames crossed (or the connection failed): TCP half-closed,
+                    ///< waiting for the peer's FIN so our last frame is not lost to a reset
+        Done,       ///< socket closed, on_connection_close called if it was opened
+    };
+
+    void read_handshake();
+    void handle_request(codec::HttpRequestParser& parser);
+    void open_websocket(const std::string& key, HttpRequest request);
+    void read_frames();
+    void feed(std::uint8_t* data, std::size_t size);
+    void take_requests();
+    bool flush();  // false when the socket failed
+    void after_io();
+    void end(bool peer_gone);
+    void finish();  // close the socket, tell the user
+    void refuse(int status, std::string_view reason, const HttpHeaders& headers = {});
+
+    ServerCore& server_;
+    std::shared_ptr<Client> client_;
+    ClientCore& core_;
+    Fd socket_;
+    std::vector<std::uint8_t>& read_buffer_;
+    Phase phase_ = Phase::Handshake;
+    bool opened_ = false;  // on_connection_open ran: on_connection_close must run once
+    bool counted_ = false;  // counted in server_.open_count
+
+    // handshake
+    std::unique_ptr<codec::HttpRequestParser> parser_;
+    std::string handshake_input_;  // bytes read, not yet parsed
+    Clock::time_point handshake_deadline_{};
+    bool close_after_write_ = false;
+
+    // websocket
+    Connection connection_;
+    std::string write_buffer_;
+    std::size_t write_offset_ = 0;
+    Clock::time_point last_heard_{};
+    Clock::time_point ping_sent_{};
+    Clock::time_point closing_since_{};
+    Clock::time_point linger_deadline_{};
+    bool ping_outstanding_ = false;
+    bool timed_out_ = false;
+    bool failed_loop_ = false;
+    bool aborted_ = false;
+    bool peer_gone_ = false;
+};
+
+}  // namespace websock::detail
