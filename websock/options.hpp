@@ -15,9 +15,21 @@ enum class QueueFullPolicy : std::uint8_t {
     Drop,   ///< discard this message and report it to on_error; send returns Dropped
 };
 
+/// How the server runs its clients. Both give the same callbacks, the same Client API and
+/// the same protocol behaviour (one ClientDriver class does the work in both).
+enum class Engine : std::uint8_t {
+    ThreadPerClient,  ///< the default: accept loop on the serve_forever() thread, one thread
+                      ///< per client; callbacks may block without stalling other clients
+    EventLoop,        ///< one epoll loop on the serve_forever() thread runs every client: no
+                      ///< thread per client, no context switch per message; callbacks must
+                      ///< not block, since every client waits while one runs
+};
+
 using Milliseconds = std::chrono::milliseconds;
 
 struct ServerOptions {
+    Engine engine = Engine::ThreadPerClient;  ///< see Engine
+
     // --- where to listen ---
     std::string host = "127.0.0.1";  ///< loopback by default: exposing a server is a decision
     std::uint16_t port = 8080;       ///< 0 picks a free port; read it back with WebSocketServer::port()

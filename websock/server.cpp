@@ -58,7 +58,7 @@ SendResult ClientCore::enqueue(std::string_view frame_bytes) {
         }
         return SendResult::Dropped;
     }
-    if (std::this_thread::get_id() != owner) wake();
+    notify_sent();
     return SendResult::Queued;
 }
 
@@ -116,7 +116,7 @@ SendResult Client::send(std::string_view data, MessageType type) {
         }
     }
     if (overflowed) return core.enqueue(encode_message(data, type));  // the slow path applies the policy
-    if (std::this_thread::get_id() != core.owner) core.wake();
+    core.notify_sent();
     return SendResult::Queued;
 }
 
@@ -264,101 +264,114 @@ bool WebSocketServer::serve_forever() {
     if (!listen()) return false;
     SignalScope signals(core, core.options.handle_signals);
 
-    // A flood of connections that never finish their handshake must not cost unbounded
-    // threads: sessions past this count are refused with 503 right on the accept thread.
-    const std::size_t max_sessions = core.options.max_clients + 1024;
-    bool accept_paused = false;  // after EMFILE: retry on a timer rather than spin
-
-    while (!core.stopping.load()) {
-        pollfd fds[2] = {{core.waker.fd(), POLLIN, 0}, {core.listen_fd.get(), POLLIN, 0}};
-        const int ready = ::poll(fds, accept_paused ? 1 : 2, accept_paused ? 100 : -1);
-        accept_paused = false;
-        if (ready < 0 && errno != EINTR) {
-            core.report(nullptr, ErrorKind::Io, fmt::format("poll: {}", std::strerror(errno)));
-            break;
-        }
-        if (fds[0].revents & POLLIN) core.waker.drain();
-        core.reap_finished();
-        if (core.stopping.load()) break;
-        if (!(fds[1].revents & POLLIN)) continue;
-        for (;;) {  // accept everything that is waiting
-            detail::Fd socket(::accept4(core.listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-            if (!socket.valid()) {
-                if (errno == EINTR || errno == ECONNABORTED) continue;
-                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                    core.report(nullptr, ErrorKind::Limit, fmt::format("accept: {}", std::strerror(errno)));
-                    accept_paused = true;
-                }
-                break;
-            }
-            detail::set_tcp_nodelay(socket.get());
-            std::size_t live_sessions;
-            {
-                std::lock_guard lock(core.mutex);
-                live_sessions = core.sessions.size();
-            }
-            if (live_sessions >= max_sessions) {
-                const auto deadline = std::chrono::steady_clock::now();  // best effort, never block
-                detail::send_all_before(socket.get(), codec::make_handshake_error(503, "server full"), deadline);
-                continue;
-            }
-            auto client_core = std::make_unique<ClientCore>();
-            client_core->server = &core;
-            client_core->id = core.next_id.fetch_add(1);
-            client_core->peer = detail::peer_address(socket.get());
-            client_core->max_queue_bytes = core.options.max_outbound_queue_bytes;
-            client_core->policy = core.options.queue_full_policy;
-            if (!client_core->waker.valid()) {
-                core.report(nullptr, ErrorKind::Io, fmt::format("eventfd: {}", std::strerror(errno)));
-                continue;
-            }
-            auto client = ServerCore::make_client(std::move(client_core));
-            const auto id = client->id();
-            std::lock_guard lock(core.mutex);
-            auto& session = core.sessions[id];
-            session.client = client;
-            try {
-                session.thread = std::thread([&core, client, fd = socket.release()]() mutable {
-                    core.run_session(std::move(client), detail::Fd(fd));
-                });
-            } catch (const std::system_error& e) {
-                core.sessions.erase(id);
-                core.report(nullptr, ErrorKind::Limit, fmt::format("cannot start a client thread: {}", e.what()));
-            }
-        }
-    }
-
-    // Shutdown: no new connections; every client gets 1001; after the grace period the rest
-    // are cut; then every thread is joined.
-    core.listen_fd.reset();
-    if (!core.options.unix_socket_path.empty()) ::unlink(core.options.unix_socket_path.c_str());
-    std::vector<std::shared_ptr<Client>> everyone;
-    {
-        std::lock_guard lock(core.mutex);
-        for (const auto& [id, session] : core.sessions) everyone.push_back(session.client);
-    }
-    for (const auto& client : everyone) ServerCore::core(*client).request_close(CloseCode::GoingAway, "server shutting down");
-    for (const auto& client : everyone) ServerCore::core(*client).wake();  // also wakes handshaking ones
-    everyone.clear();
-    {
-        std::unique_lock lock(core.mutex);
-        const auto deadline = std::chrono::steady_clock::now() + core.options.shutdown_timeout;
-        core.sessions_changed.wait_until(lock, deadline, [&] { return core.sessions.size() == core.finished.size(); });
-        for (auto& [id, session] : core.sessions) {
-            auto& client_core = ServerCore::core(*session.client);
-            client_core.abort.store(true);
-            client_core.wake();
-        }
-        // A thread still inside a user callback cannot be cut short; wait for it.
-        core.sessions_changed.wait(lock, [&] { return core.sessions.size() == core.finished.size(); });
-    }
-    core.reap_finished();
+    if (core.options.engine == Engine::EventLoop) core.run_event_loop();
+    else core.run_threaded();
     core.invoke(nullptr, "on_server_destruct", core.on_destruct);
     core.stopping.store(false);
     return true;
 }
 
 namespace detail {
+
+std::shared_ptr<Client> ServerCore::new_client(int socket) {
+    auto client_core = std::make_unique<ClientCore>();
+    client_core->server = this;
+    client_core->id = next_id.fetch_add(1);
+    client_core->peer = peer_address(socket);
+    client_core->max_queue_bytes = options.max_outbound_queue_bytes;
+    client_core->policy = options.queue_full_policy;
+    if (!client_core->waker.valid()) {
+        report(nullptr, ErrorKind::Io, fmt::format("eventfd: {}", std::strerror(errno)));
+        return nullptr;
+    }
+    return make_client(std::move(client_core));
+}
+
+bool ServerCore::refuse_if_full(int socket) {
+    // A flood of connections that never finish their handshake must not cost unbounded
+    // threads or memory: past this count they are refused with 503 at once.
+    const std::size_t max_sessions = options.max_clients + 1024;
+    std::size_t live_sessions;
+    {
+        std::lock_guard lock(mutex);
+        live_sessions = sessions.size() - finished.size();
+    }
+    if (live_sessions < max_sessions) return false;
+    const auto deadline = std::chrono::steady_clock::now();  // best effort, never block
+    send_all_before(socket, codec::make_handshake_error(503, "server full"), deadline);
+    return true;
+}
+
+void ServerCore::run_threaded() {
+    bool accept_paused = false;  // after EMFILE: retry on a timer rather than spin
+
+    while (!stopping.load()) {
+        pollfd fds[2] = {{waker.fd(), POLLIN, 0}, {listen_fd.get(), POLLIN, 0}};
+        const int ready = ::poll(fds, accept_paused ? 1 : 2, accept_paused ? 100 : -1);
+        accept_paused = false;
+        if (ready < 0 && errno != EINTR) {
+            report(nullptr, ErrorKind::Io, fmt::format("poll: {}", std::strerror(errno)));
+            break;
+        }
+        if (fds[0].revents & POLLIN) waker.drain();
+        reap_finished();
+        if (stopping.load()) break;
+        if (!(fds[1].revents & POLLIN)) continue;
+        for (;;) {  // accept everything that is waiting
+            detail::Fd socket(::accept4(listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+            if (!socket.valid()) {
+                if (errno == EINTR || errno == ECONNABORTED) continue;
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                    report(nullptr, ErrorKind::Limit, fmt::format("accept: {}", std::strerror(errno)));
+                    accept_paused = true;
+                }
+                break;
+            }
+            detail::set_tcp_nodelay(socket.get());
+            if (refuse_if_full(socket.get())) continue;
+            auto client = new_client(socket.get());
+            if (!client) continue;
+            const auto id = client->id();
+            std::lock_guard lock(mutex);
+            auto& session = sessions[id];
+            session.client = client;
+            try {
+                session.thread = std::thread([this, client, fd = socket.release()]() mutable {
+                    run_session(std::move(client), detail::Fd(fd));
+                });
+            } catch (const std::system_error& e) {
+                sessions.erase(id);
+                report(nullptr, ErrorKind::Limit, fmt::format("cannot start a client thread: {}", e.what()));
+            }
+        }
+    }
+
+    // Shutdown: no new connections; every client gets 1001; after the grace period the rest
+    // are cut; then every thread is joined.
+    listen_fd.reset();
+    if (!options.unix_socket_path.empty()) ::unlink(options.unix_socket_path.c_str());
+    std::vector<std::shared_ptr<Client>> everyone;
+    {
+        std::lock_guard lock(mutex);
+        for (const auto& [id, session] : sessions) everyone.push_back(session.client);
+    }
+    for (const auto& client : everyone) core(*client).request_close(CloseCode::GoingAway, "server shutting down");
+    for (const auto& client : everyone) core(*client).wake();  // also wakes handshaking ones
+    everyone.clear();
+    {
+        std::unique_lock lock(mutex);
+        const auto deadline = std::chrono::steady_clock::now() + options.shutdown_timeout;
+        sessions_changed.wait_until(lock, deadline, [&] { return sessions.size() == finished.size(); });
+        for (auto& [id, session] : sessions) {
+            auto& client_core = core(*session.client);
+            client_core.abort.store(true);
+            client_core.wake();
+        }
+        // A thread still inside a user callback cannot be cut short; wait for it.
+        sessions_changed.wait(lock, [&] { return sessions.size() == finished.size(); });
+    }
+    reap_finished();
+}
 
 void ServerCore::session_finished(std::uint64_t id) {
     {

@@ -2,6 +2,7 @@
 // benchmarks use it.
 //
 //   websock-echo [--host 127.0.0.1] [--port 9001] [--max-message-bytes 16777216]
+//                [--engine threads|event] [--quiet]
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -15,6 +16,10 @@ int main(int argc, char** argv) {
     options.port = 9001;
     options.handle_signals = true;  // SIGINT/SIGTERM: close everyone with 1001 and exit 0
     bool quiet = false;
+    // The engine: thread per client (the default) or one event loop; WEBSOCK_ENGINE=event
+    // sets the default so a whole test suite can run against either.
+    if (const char* engine = std::getenv("WEBSOCK_ENGINE"); engine && std::string_view(engine) == "event")
+        options.engine = websock::Engine::EventLoop;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         const bool has_value = i + 1 < argc;
@@ -23,9 +28,18 @@ int main(int argc, char** argv) {
         else if (arg == "--max-message-bytes" && has_value) {
             options.max_message_bytes = std::strtoull(argv[++i], nullptr, 10);
             options.max_frame_bytes = options.max_message_bytes;
-        } else if (arg == "--quiet") quiet = true;
-        else {
-            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--quiet]\n", argv[0]);
+        } else if (arg == "--quiet") {
+            quiet = true;
+        } else if (arg == "--engine" && has_value) {
+            const std::string_view engine = argv[++i];
+            if (engine == "event") options.engine = websock::Engine::EventLoop;
+            else if (engine == "threads") options.engine = websock::Engine::ThreadPerClient;
+            else {
+                fmt::print(stderr, "--engine must be threads or event\n");
+                return 2;
+            }
+        } else {
+            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--engine threads|event] [--quiet]\n", argv[0]);
             return arg == "--help" ? 0 : 2;
         }
     }

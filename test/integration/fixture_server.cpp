@@ -65,6 +65,9 @@ int main(int argc, char** argv) {
     websock::ServerOptions options;
     options.port = 0;
     options.handle_signals = true;
+    // WEBSOCK_ENGINE=event runs the same tests against the event-loop engine.
+    if (const char* engine = std::getenv("WEBSOCK_ENGINE"); engine && std::string_view(engine) == "event")
+        options.engine = websock::Engine::EventLoop;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         if (i + 1 >= argc) {

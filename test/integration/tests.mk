@@ -7,7 +7,8 @@
 #   make BUILD=asan test-integration            same binaries under ASan+UBSan (deadlines x4)
 #   make test-integration INTEGRATION_ARGS='--test-name-pattern=7\.9'
 #
-# Tests find the binaries through WEBSOCK_BIN_DIR and stretch every deadline by
+# The whole suite runs twice, once per engine (WEBSOCK_ENGINE=threads, then event: the echo
+# example and the fixture read it). Tests find the binaries through WEBSOCK_BIN_DIR and stretch every deadline by
 # WEBSOCK_TIMEOUT_SCALE. One test holds 1,000 connections at once: the recipe raises the
 # open-file limit to 4096 when it is lower (and notes it when it cannot).
 
@@ -32,8 +33,11 @@ test-integration: $(BIN_DIR)/websock-echo $(FIXTURE_SERVER)
 	if [ "$$limit" != unlimited ] && [ "$$limit" -lt 4096 ]; then \
 		ulimit -n 4096 2>/dev/null || echo "note: ulimit -n is $$limit (< 4096) and cannot be raised: the 1,000-client test may be skipped"; \
 	fi; \
-	WEBSOCK_BIN_DIR=$(abspath $(BIN_DIR)) WEBSOCK_TIMEOUT_SCALE=$(INTEGRATION_TIMEOUT_SCALE) \
-		node --test --test-concurrency=1 $(INTEGRATION_ARGS) integration/
+	for engine in threads event; do \
+		echo "== integration tests, engine: $$engine"; \
+		WEBSOCK_ENGINE=$$engine WEBSOCK_BIN_DIR=$(abspath $(BIN_DIR)) WEBSOCK_TIMEOUT_SCALE=$(INTEGRATION_TIMEOUT_SCALE) \
+			node --test --test-concurrency=1 $(INTEGRATION_ARGS) integration/ || exit 1; \
+	done
 
 test-quick: test-integration
 

@@ -292,9 +292,12 @@ void ClientDriver::read_frames() {
             last_heard_ = Clock::now();
             ping_outstanding_ = false;  // any data proves the peer is alive
             feed(read_buffer_.data(), static_cast<std::size_t>(got));
-            // Write what became due before reading again: echoes go out in batches, and the
-            // peer's next bytes have often arrived by the time we look again.
+            // Write what became due before reading again: echoes go out in batches.
             after_io();
+            // A short read drained the socket. The event loop hears of more data from epoll
+            // with everyone else's; a client thread reads once more, since the peer's next
+            // bytes have often arrived by now, and that saves a poll() and a context switch.
+            if (!eager_reread_ && static_cast<std::size_t>(got) < read_buffer_.size()) return;
             continue;
         }
         if (got < 0 && errno == EINTR) continue;

@@ -31,6 +31,7 @@ public:
     void on_readable();  ///< the socket is readable (or hung up)
     void on_writable();  ///< the socket takes more bytes
     void on_wake();      ///< another thread queued frames or asked for a close
+    void on_output_ready() { after_io(); }  ///< the engine's own thread queued frames
     void on_tick(Clock::time_point now);  ///< deadlines: handshake, idle ping, pong, close
     void on_server_stop();  ///< the server is stopping: refuse or close with 1001
     void abort();           ///< cut the connection now, no close handshake
@@ -43,6 +44,8 @@ public:
     Clock::time_point deadline() const noexcept;  ///< the next on_tick that matters
     bool finished() const noexcept { return phase_ == Phase::Done; }
     ClientCore& core() noexcept { return core_; }
+    /// Read again after a short read (the thread engine: cheaper than a poll and a switch).
+    void set_eager_reread(bool eager) noexcept { eager_reread_ = eager; }
 
     // ConnectionHandler, called from inside connection_.feed()
     void on_message(std::string_view data, MessageType type) override;
@@ -98,6 +101,7 @@ private:
     bool failed_loop_ = false;
     bool aborted_ = false;
     bool peer_gone_ = false;
+    bool eager_reread_ = false;
 };
 
 }  // namespace websock::detail

@@ -43,8 +43,24 @@ struct ClientCore {
     std::atomic<bool> open{false};   // between on_connection_open and on_connection_close
     std::atomic<bool> abort{false};  // stop now, without a close handshake (shutdown deadline)
 
+    // Event-loop engine only: the loop thread owns every client; a send made on it marks
+    // the client here instead of writing an eventfd, and the loop flushes marked clients
+    // after each batch of events. Both fields are touched by the loop thread alone.
+    std::vector<ClientCore*>* loop_dirty = nullptr;
+    bool dirty_marked = false;
+
     void wake() noexcept {
         if (!wake_pending.exchange(true, std::memory_order_acq_rel)) waker.wake();
+    }
+    /// After queueing: make sure the owner will write it. The owner thread itself flushes
+    /// after its callbacks return (thread engine) or after the batch (event loop).
+    void notify_sent() noexcept {
+        if (std::this_thread::get_id() != owner) {
+            wake();
+        } else if (loop_dirty != nullptr && !dirty_marked) {
+            dirty_marked = true;
+            loop_dirty->push_back(this);
+        }
     }
     /// Append encoded frames to the queue, applying the limit and its policy.
     SendResult enqueue(std::string_view frame_bytes);
@@ -105,6 +121,13 @@ struct ServerCore {
         return std::shared_ptr<Client>(new Client(std::move(core)));
     }
 
+    /// A Client for an accepted socket, or null (reported) when it cannot be made.
+    std::shared_ptr<Client> new_client(int socket);
+    /// Refuse with 503 when too many connections are live; true when refused.
+    bool refuse_if_full(int socket);
+
+    void run_threaded();    // Engine::ThreadPerClient: accept loop + one thread per client
+    void run_event_loop();  // Engine::EventLoop: one epoll loop runs every client
     void run_session(std::shared_ptr<Client> client, Fd socket);  // body of a client thread
     void session_finished(std::uint64_t id);
     void reap_finished();

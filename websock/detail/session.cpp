@@ -18,6 +18,7 @@ void ServerCore::run_session(std::shared_ptr<Client> client, Fd socket) {
     try {
         std::vector<std::uint8_t> read_buffer(std::max<std::size_t>(options.read_buffer_bytes, 4096));
         ClientDriver driver(*this, std::move(client), std::move(socket), read_buffer);
+        driver.set_eager_reread(true);
         bool stop_seen = false;
         while (!driver.finished()) {
             try {

@@ -1,0 +1,222 @@
+// The event-loop engine: one epoll loop on the thread of serve_forever() accepts and runs
+// every client through the same ClientDriver the thread-per-client engine uses. Sockets and
+// the clients' eventfds are level-triggered; deadlines are checked on a 50 ms tick.
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "websock/detail/client_driver.hpp"
+
+namespace websock::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// epoll data: 0 is the listening socket, 1 the server's waker; a client's socket is
+// (id << 1) and its eventfd (id << 1) | 1, with ids from 1.
+constexpr std::uint64_t kListenTag = 0;
+constexpr std::uint64_t kServerWakerTag = 1;
+constexpr auto kTick = std::chrono::milliseconds(50);
+
+struct LoopClient {
+    std::unique_ptr<ClientDriver> driver;
+    std::uint32_t interest = 0;  // what the socket is registered for
+    int socket_fd = -1;
+};
+
+class EventLoop {
+public:
+    explicit EventLoop(ServerCore& server)
+        : server_(server), read_buffer_(std::max<std::size_t>(server.options.read_buffer_bytes, 4096)) {}
+
+    void run() {
+        epoll_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
+        if (!epoll_.valid()) {
+            server_.report(nullptr, ErrorKind::Io, fmt::format("epoll_create1: {}", std::strerror(errno)));
+            return;
+        }
+        add(server_.listen_fd.get(), EPOLLIN, kListenTag);
+        add(server_.waker.fd(), EPOLLIN, kServerWakerTag);
+        auto next_tick = Clock::now() + kTick;
+        Clock::time_point stop_deadline{};
+        bool stop_started = false;
+        epoll_event events[256];
+        for (;;) {
+            const int timeout = clients_.empty() && !stop_started ? -1 : poll_timeout_ms(next_tick);
+            const int ready = ::epoll_wait(epoll_.get(), events, 256, timeout);
+            if (ready < 0 && errno != EINTR) {
+                server_.report(nullptr, ErrorKind::Io, fmt::format("epoll_wait: {}", std::strerror(errno)));
+                break;
+            }
+            for (int i = 0; i < ready; ++i) dispatch(events[i]);
+            flush_dirty();
+
+            const auto now = Clock::now();
+            if (server_.stopping.load() && !stop_started) {
+                // Shutdown: no new connections; every client gets 1001; after the grace
+                // period the rest are cut.
+                stop_started = true;
+                stop_deadline = now + server_.options.shutdown_timeout;
+                ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, server_.listen_fd.get(), nullptr);
+                server_.listen_fd.reset();
+                if (!server_.options.unix_socket_path.empty()) ::unlink(server_.options.unix_socket_path.c_str());
+                for (auto& [id, client] : clients_) guarded(id, [](ClientDriver& d) { d.on_server_stop(); });
+                flush_dirty();
+            }
+            if (stop_started && now >= stop_deadline) {
+                for (auto& [id, client] : clients_) guarded(id, [](ClientDriver& d) { d.abort(); });
+                flush_dirty();
+            }
+            if (now >= next_tick || stop_started) {
+                for (auto& [id, client] : clients_) guarded(id, [now](ClientDriver& d) { d.on_tick(now); });
+                flush_dirty();
+                next_tick = now + kTick;
+                touch_all();
+            }
+            update_touched();
+            if (stop_started && clients_.empty()) break;
+        }
+        // Whatever is left (an epoll failure) is cut; each driver tells its user.
+        for (auto& [id, client] : clients_) guarded(id, [](ClientDriver& d) { d.abort(); });
+        touch_all();
+        update_touched();
+    }
+
+private:
+    void add(int fd, std::uint32_t events, std::uint64_t tag) {
+        epoll_event event{};
+        event.events = events;
+        event.data.u64 = tag;
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event);
+    }
+
+    template <class Fn>
+    void guarded(std::uint64_t id, Fn&& fn) {
+        auto it = clients_.find(id);
+        if (it == clients_.end() || it->second.driver->finished()) return;
+        try {
+            fn(*it->second.driver);
+        } catch (const std::exception& e) {
+            it->second.driver->on_exception(e);
+        }
+        touched_.push_back(id);
+    }
+
+    void dispatch(const epoll_event& event) {
+        const std::uint64_t tag = event.data.u64;
+        if (tag == kListenTag) return accept_all();
+        if (tag == kServerWakerTag) {
+            server_.waker.drain();
+            return;
+        }
+        const std::uint64_t id = tag >> 1;
+        if (tag & 1) return guarded(id, [](ClientDriver& d) { d.on_wake(); });
+        const std::uint32_t what = event.events;
+        guarded(id, [what](ClientDriver& d) {
+            if (what & (EPOLLIN | EPOLLHUP | EPOLLERR)) d.on_readable();
+            if ((what & EPOLLOUT) && !d.finished()) d.on_writable();
+        });
+    }
+
+    void accept_all() {
+        for (;;) {
+            Fd socket(::accept4(server_.listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+            if (!socket.valid()) {
+                if (errno == EINTR || errno == ECONNABORTED) continue;
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                    server_.report(nullptr, ErrorKind::Limit, fmt::format("accept: {}", std::strerror(errno)));
+                return;
+            }
+            set_tcp_nodelay(socket.get());
+            if (server_.refuse_if_full(socket.get())) continue;
+            auto client = server_.new_client(socket.get());
+            if (!client) continue;
+            const auto id = client->id();
+            ClientCore& core = ServerCore::core(*client);
+            core.owner = std::this_thread::get_id();
+            core.loop_dirty = &dirty_;
+            const int socket_fd = socket.get();
+            {
+                std::lock_guard lock(server_.mutex);
+                server_.sessions[id].client = client;  // for clients() and send_all()
+            }
+            auto& entry = clients_[id];
+            entry.socket_fd = socket_fd;
+            entry.driver = std::make_unique<ClientDriver>(server_, std::move(client), std::move(socket), read_buffer_);
+            entry.interest = EPOLLIN;
+            add(socket_fd, EPOLLIN, id << 1);
+            add(core.waker.fd(), EPOLLIN, (id << 1) | 1);
+        }
+    }
+
+    /// Sends made on this thread marked their clients; write what they queued.
+    void flush_dirty() {
+        while (!dirty_.empty()) {
+            std::vector<ClientCore*> batch;
+            batch.swap(dirty_);
+            for (ClientCore* core : batch) {
+                core->dirty_marked = false;
+                guarded(core->id, [](ClientDriver& d) { d.on_output_ready(); });
+            }
+        }
+    }
+
+    void touch_all() {
+        for (const auto& [id, client] : clients_) touched_.push_back(id);
+    }
+
+    /// Re-arm or retire every client an event touched.
+    void update_touched() {
+        for (const auto id : touched_) {
+            auto it = clients_.find(id);
+            if (it == clients_.end()) continue;
+            LoopClient& entry = it->second;
+            ClientDriver& driver = *entry.driver;
+            if (driver.finished()) {
+                // The socket is closed (and so gone from epoll); the eventfd lives on with the
+                // Client handle, so take it out explicitly.
+                ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, driver.core().waker.fd(), nullptr);
+                driver.core().loop_dirty = nullptr;
+                {
+                    std::lock_guard lock(server_.mutex);
+                    server_.sessions.erase(id);
+                }
+                clients_.erase(it);
+                continue;
+            }
+            std::uint32_t interest = 0;
+            if (driver.wants_read()) interest |= EPOLLIN;
+            if (driver.wants_write()) interest |= EPOLLOUT;
+            if (interest != entry.interest) {
+                epoll_event event{};
+                event.events = interest;
+                event.data.u64 = id << 1;
+                ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, entry.socket_fd, &event);
+                entry.interest = interest;
+            }
+        }
+        touched_.clear();
+    }
+
+    ServerCore& server_;
+    std::vector<std::uint8_t> read_buffer_;  // shared: no driver keeps bytes in it between events
+    Fd epoll_;
+    std::unordered_map<std::uint64_t, LoopClient> clients_;
+    std::vector<ClientCore*> dirty_;
+    std::vector<std::uint64_t> touched_;
+};
+
+}  // namespace
+
+void ServerCore::run_event_loop() {
+    EventLoop loop(*this);
+    loop.run();
+}
+
+}  // namespace websock::detail
