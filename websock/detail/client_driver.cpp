@@ -51,10 +51,23 @@ void ClientDriver::on_ping(std::string_view payload) {
     // anything the callbacks send after this point (Autobahn 5.6-5.8 check the order).
     std::string& pong = connection_.output();
     if (!pong.empty()) {
-        std::lock_guard lock(core_.mutex);
-        core_.queue.append(pong);
-        core_.queued_bytes.store(core_.queue.size(), std::memory_order_relaxed);
+        bool over_limit = false;
+        {
+            std::lock_guard lock(core_.mutex);
+            // A peer that pings without reading must not grow the queue without bound.
+            over_limit = core_.queue.size() + core_.writing_bytes.load(std::memory_order_relaxed) + pong.size() >
+                         core_.max_queue_bytes;
+            if (!over_limit) {
+                core_.queue.append(pong);
+                core_.queued_bytes.store(core_.queue.size(), std::memory_order_relaxed);
+            }
+        }
         pong.clear();
+        if (over_limit) {
+            server_.report(client_.get(), ErrorKind::QueueFull, "outbound queue full of pongs; closing with 1008");
+            connection_.fail(CloseCode::PolicyViolation, "outbound queue full");
+            return;
+        }
     }
     server_.invoke(client_.get(), "on_ping", server_.on_ping, *client_, payload);
 }
