@@ -73,7 +73,8 @@ public:
     State state() const noexcept { return state_; }
     bool close_sent() const noexcept { return close_sent_; }
     bool close_received() const noexcept { return close_received_; }
-    /// Why the connection closed: the peer's code (or ours, when we failed it).
+    /// The code of the close handshake: the peer's when it closed first, ours when we did
+    /// (even if its reply carried another code) or when we failed the connection.
     CloseCode close_code() const noexcept { return close_code_; }
     const std::string& close_reason() const noexcept { return close_reason_; }
     /// True when we failed the connection because the peer broke a rule.

@@ -22,12 +22,17 @@ std::string compute_accept_key(std::string_view key) {
 }
 
 bool is_valid_websocket_key(std::string_view key) {
-    // 16 bytes encode to exactly 24 characters ending in "==" (section 4.1, item 7).
+    // 16 bytes encode to exactly 24 characters: 21 free ones, a 22nd that carries only two
+    // data bits (so its low four bits are zero: A, Q, g or w), and "==" (section 4.1, item 7).
+    // Checked by hand because EVP_DecodeBlock reads '=' anywhere as zero bits.
     if (key.size() != 24 || key[22] != '=' || key[23] != '=') return false;
-    unsigned char decoded[24];
-    const int length = EVP_DecodeBlock(decoded, reinterpret_cast<const unsigned char*>(key.data()), 24);
-    // EVP_DecodeBlock does not strip padding: 24 chars always give 18 bytes, or -1 when invalid.
-    return length == 18;
+    auto is_base64 = [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+    };
+    for (std::size_t i = 0; i < 22; ++i)
+        if (!is_base64(key[i])) return false;
+    const char last = key[21];
+    return last == 'A' || last == 'Q' || last == 'g' || last == 'w';
 }
 
 // ---- the request parser ------------------------------------------------------------------
@@ -151,11 +156,8 @@ HttpRequestParser::Status HttpRequestParser::feed(const char* data, std::size_t 
             if (error == HPE_HEADER_OVERFLOW) return fail(431, "request headers too large");
             return fail(400, fmt::format("malformed request: {}", http_errno_description(error)));
         }
-        if (impl.parser.upgrade) {
-            // http-parser stops after the header block of an upgrade; the rest is not HTTP.
-            impl.message_complete = true;
-            break;
-        }
+        // An upgrade request ends (on_message_complete pauses the parser) after its header
+        // block and any body it declared; whatever follows is the new protocol's.
         if (parsed < piece) return fail(400, "malformed request");
         if (!impl.headers_complete && impl.header_bytes >= options_.max_header_bytes)
             return fail(431, "request headers too large");
