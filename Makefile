@@ -70,6 +70,10 @@ include $(wildcard bench/bench.mk)
 
 examples: $(EXAMPLE_BINS)
 
+# Everything the tests run, so that it can be built in parallel before the tests start.
+.PHONY: test-bins
+test-bins: lib examples $(UNIT_BIN) $(FIXTURE_SERVER)
+
 # ---- dependencies: Debian packages and npm packages, installed when missing ------------
 DEPS_STAMP := build/.deps-stamp
 $(DEPS_STAMP): scripts/install-deps.sh $(wildcard test/package.json)
@@ -81,22 +85,31 @@ deps: $(DEPS_STAMP)
 # ---- the two commands of the README ----------------------------------------------------
 # The main job: the chat room, at the URL it prints.
 run: deps
-	$(MAKE) BUILD=release examples
+	$(MAKE) -j2 BUILD=release examples
 	$(BIN_DIR)/websock-chat --host 127.0.0.1 --port 8467
 
 # Everything CI checks: release unit + integration tests, the same under ASan+UBSan and
 # TSan, then each fuzzer for a bounded time.
+# Builds run two jobs at a time; tests run one suite at a time (they time themselves).
 test: deps
+	$(MAKE) -j2 BUILD=release test-bins
 	$(MAKE) BUILD=release test-quick
+	$(MAKE) -j2 BUILD=asan test-bins
 	$(MAKE) BUILD=asan test-quick
+	$(MAKE) -j2 BUILD=tsan test-bins
 	$(MAKE) BUILD=tsan test-quick
+	$(MAKE) -j2 BUILD=fuzz fuzz-build
 	$(MAKE) BUILD=fuzz fuzz-smoke
+	@echo "make test: every suite passed"
 
 asan: deps
+	$(MAKE) -j2 BUILD=asan test-bins
 	$(MAKE) BUILD=asan test-quick
 tsan: deps
+	$(MAKE) -j2 BUILD=tsan test-bins
 	$(MAKE) BUILD=tsan test-quick
 fuzz: deps
+	$(MAKE) -j2 BUILD=fuzz fuzz-build
 	$(MAKE) BUILD=fuzz fuzz-smoke
 
 format:
