@@ -118,4 +118,7 @@ format:
 clean:
 	rm -rf build
 
+# Header dependencies of every object of this flavour: the library's, and the examples',
+# tests' and benchmarks' (a stale object after a header change is a crash waiting).
 -include $(LIB_OBJS:.o=.d)
+-include $(wildcard $(OBJ_DIR)/examples/*/*.d $(OBJ_DIR)/test/*/*.d $(OBJ_DIR)/bench/*.d)

@@ -146,8 +146,11 @@ WebSocketServer::WebSocketServer(ServerOptions options) : core_(std::make_unique
 
 WebSocketServer::~WebSocketServer() {
     stop();
-    std::unique_lock lock(core_->mutex);
-    core_->serve_done.wait(lock, [&] { return !core_->serving.load(); });
+    {
+        std::unique_lock lock(core_->mutex);
+        core_->serve_done.wait(lock, [&] { return !core_->serving.load(); });
+    }
+    core_->signal_scope.reset();
 }
 
 WebSocketServer& WebSocketServer::on_connection_open(OpenHandler handler) { core_->on_open = std::move(handler); return *this; }
@@ -180,31 +183,6 @@ std::size_t WebSocketServer::send_all(std::string_view data, MessageType type, c
         if (client->send_encoded(frame) == SendResult::Queued) ++accepted;
     }
     return accepted;
-}
-
-bool WebSocketServer::listen() {
-    auto& core = *core_;
-    if (core.listen_fd.valid()) return true;
-    if (!core.waker.valid()) {
-        core.report(nullptr, ErrorKind::Io, fmt::format("eventfd: {}", std::strerror(errno)));
-        return false;
-    }
-    auto result = core.options.unix_socket_path.empty()
-                      ? detail::listen_tcp(core.options.host, core.options.port, core.options.backlog,
-                                           core.options.reuse_address, core.options.reuse_port)
-                      : detail::listen_unix(core.options.unix_socket_path, core.options.backlog);
-    if (!result.fd.valid()) {
-        core.report(nullptr, ErrorKind::Io, result.error);
-        return false;
-    }
-    core.listen_fd = std::move(result.fd);
-    core.port.store(result.port);
-    return true;
-}
-
-void WebSocketServer::stop() noexcept {
-    core_->stopping.store(true);
-    core_->waker.wake();
 }
 
 namespace {
@@ -248,6 +226,34 @@ private:
 
 }  // namespace
 
+bool WebSocketServer::listen() {
+    auto& core = *core_;
+    if (core.listen_fd.valid()) return true;
+    if (!core.waker.valid()) {
+        core.report(nullptr, ErrorKind::Io, fmt::format("eventfd: {}", std::strerror(errno)));
+        return false;
+    }
+    auto result = core.options.unix_socket_path.empty()
+                      ? detail::listen_tcp(core.options.host, core.options.port, core.options.backlog,
+                                           core.options.reuse_address, core.options.reuse_port)
+                      : detail::listen_unix(core.options.unix_socket_path, core.options.backlog);
+    if (!result.fd.valid()) {
+        core.report(nullptr, ErrorKind::Io, result.error);
+        return false;
+    }
+    core.listen_fd = std::move(result.fd);
+    core.port.store(result.port);
+    // Take the signals as soon as we listen: a program may print its address and be sent
+    // SIGTERM before it reaches serve_forever().
+    if (core.options.handle_signals && !core.signal_scope) core.signal_scope = std::make_shared<SignalScope>(core, true);
+    return true;
+}
+
+void WebSocketServer::stop() noexcept {
+    core_->stopping.store(true);
+    core_->waker.wake();
+}
+
 bool WebSocketServer::serve_forever() {
     auto& core = *core_;
     if (core.serving.exchange(true)) return false;  // already serving on another thread
@@ -262,11 +268,11 @@ bool WebSocketServer::serve_forever() {
         }
     } serving_flag{core};
     if (!listen()) return false;
-    SignalScope signals(core, core.options.handle_signals);
 
     if (core.options.engine == Engine::EventLoop) core.run_event_loop();
     else core.run_threaded();
     core.invoke(nullptr, "on_server_destruct", core.on_destruct);
+    core.signal_scope.reset();  // the previous handlers are back
     core.stopping.store(false);
     return true;
 }

@@ -83,6 +83,7 @@ struct ServerCore {
     WebSocketServer::HttpHandler on_http;
 
     Fd listen_fd;
+    std::shared_ptr<void> signal_scope;  // SIGINT/SIGTERM handlers, from listen() to the end of serve_forever()
     std::atomic<std::uint16_t> port{0};
     Waker waker;  // wakes the accept loop: stop, a finished thread to join, a signal
     std::atomic<bool> stopping{false};
