@@ -4,7 +4,7 @@
 #   make test-unit UNIT_ARGS='-tc="utf8*" -s'
 
 UNIT_SRCS := $(wildcard test/unit/*.cpp)
-UNIT_OBJS := $(UNIT_SRCS:%.cpp=$(OBJ_DIR)/%.o)
+UNIT_OBJS := $(UNIT_SRCS:%.cpp=$(OBJ_DIR)/%.o) $(OBJ_DIR)/examples/chat/chat_room.o  # the chat room's rules too
 UNIT_BIN := $(BIN_DIR)/unit_tests
 UNIT_ARGS ?=
 

@@ -1,0 +1,145 @@
+// The chat room's rules (examples/chat/chat_room.cpp), driven without sockets: every event
+// a member would be sent is recorded and checked.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "examples/chat/chat_room.hpp"
+
+using nlohmann::json;
+
+namespace {
+
+struct Room {
+    std::map<std::uint64_t, std::vector<json>> inbox;
+    std::set<std::uint64_t> closed;
+    chat::ChatRoom room{[this](std::uint64_t member, const std::string& event) { inbox[member].push_back(json::parse(event)); },
+                        [this](std::uint64_t member) { closed.insert(member); }, chat::RoomLimits{}, [] { return 1000; }};
+
+    void join(std::uint64_t id, const std::string& nick) {
+        room.connect(id);
+        say_raw(id, json{{"type", "join"}, {"nick", nick}}.dump());
+    }
+    void say(std::uint64_t id, const std::string& text) { say_raw(id, json{{"type", "say"}, {"text", text}}.dump()); }
+    void say_raw(std::uint64_t id, const std::string& data, bool is_text = true) { room.receive(id, data, is_text); }
+    json last(std::uint64_t id) { return inbox[id].empty() ? json() : inbox[id].back(); }
+    std::vector<json> of_type(std::uint64_t id, const std::string& type) {
+        std::vector<json> found;
+        for (const auto& event : inbox[id])
+            if (event["type"] == type) found.push_back(event);
+        return found;
+    }
+    void clear() { inbox.clear(); }
+};
+
+}  // namespace
+
+TEST_CASE("chat room: joining") {
+    Room r;
+    r.join(1, "ada");
+    SUBCASE("the newcomer is welcomed with the user list and everyone is told") {
+        const auto welcome = r.of_type(1, "welcome");
+        REQUIRE(welcome.size() == 1);
+        CHECK(welcome[0]["nick"] == "ada");
+        CHECK(welcome[0]["users"] == json::array({"ada"}));
+        r.join(2, "grace");
+        CHECK(r.of_type(1, "joined").back()["nick"] == "grace");
+        CHECK(r.of_type(1, "users").back()["users"] == json::array({"ada", "grace"}));
+    }
+    SUBCASE("a nickname is unique without regard to case") {
+        r.join(2, "ADA");
+        CHECK(r.last(2)["type"] == "error");
+        CHECK(r.last(2)["code"] == "nick-taken");
+        CHECK(r.of_type(2, "welcome").empty());
+    }
+    SUBCASE("bad nicknames are refused") {
+        for (const char* nick : {"", "has space", "<b>", "abcdefghijklmnopqrstuvwxyz"}) {
+            r.join(10, nick);
+            CHECK(r.last(10)["code"] == "bad-nick");
+        }
+    }
+    SUBCASE("saying anything before joining is refused") {
+        r.room.connect(3);
+        r.say(3, "hello");
+        CHECK(r.last(3)["code"] == "not-joined");
+        CHECK(r.of_type(1, "message").empty());
+    }
+}
+
+TEST_CASE("chat room: messages and commands") {
+    Room r;
+    r.join(1, "ada");
+    r.join(2, "grace");
+    r.join(3, "linus");
+    r.clear();
+    SUBCASE("a message reaches everyone, with its author and time") {
+        r.say(1, "hello <b>world</b>");
+        for (std::uint64_t id : {1, 2, 3}) {
+            const auto messages = r.of_type(id, "message");
+            REQUIRE(messages.size() == 1);
+            CHECK(messages[0]["from"] == "ada");
+            CHECK(messages[0]["text"] == "hello <b>world</b>");  // the page renders it as text
+            CHECK(messages[0]["time"] == 1000);
+        }
+    }
+    SUBCASE("/msg reaches only its target and the sender") {
+        r.say(1, "/msg grace psst");
+        CHECK(r.of_type(2, "private").size() == 1);
+        CHECK(r.of_type(2, "private")[0]["text"] == "psst");
+        CHECK(r.of_type(1, "private").size() == 1);
+        CHECK(r.of_type(3, "private").empty());
+        r.say(1, "/msg nobody hi");
+        CHECK(r.last(1)["code"] == "no-such-nick");
+    }
+    SUBCASE("/nick renames, tells everyone, and refuses a taken name") {
+        r.say(1, "/nick ada2");
+        CHECK(r.of_type(3, "renamed").back()["from"] == "ada");
+        CHECK(r.of_type(3, "renamed").back()["to"] == "ada2");
+        CHECK(r.of_type(3, "users").back()["users"] == json::array({"ada2", "grace", "linus"}));
+        r.say(2, "/nick LINUS");
+        CHECK(r.last(2)["code"] == "nick-taken");
+    }
+    SUBCASE("/me is an action") {
+        r.say(2, "/me waves");
+        CHECK(r.of_type(1, "action").back()["text"] == "waves");
+    }
+    SUBCASE("/quit asks for the connection to close; leaving is announced") {
+        r.say(3, "/quit");
+        CHECK(r.closed.count(3) == 1);
+        r.room.disconnect(3);
+        CHECK(r.of_type(1, "left").back()["nick"] == "linus");
+        CHECK(r.of_type(1, "users").back()["users"] == json::array({"ada", "grace"}));
+    }
+    SUBCASE("bad input gets an error event, never a crash") {
+        for (const char* raw : {"not json", "[]", "{}", R"({"type":5})", R"({"type":"say"})", R"({"type":"say","text":7})",
+                                R"({"type":"dance"})", "\"just a string\""}) {
+            r.say_raw(1, raw);
+            CHECK(r.last(1)["type"] == "error");
+        }
+        r.say_raw(1, "\x01\x02", false);
+        CHECK(r.last(1)["code"] == "bad-message");
+        r.say(1, std::string(2001, 'x'));
+        CHECK(r.last(1)["code"] == "too-long");
+        r.say(1, "/unknown");
+        CHECK(r.last(1)["code"] == "unknown-command");
+        CHECK(r.of_type(2, "message").empty());
+    }
+}
+
+TEST_CASE("chat room: a newcomer sees the last 50 messages") {
+    Room r;
+    r.join(1, "ada");
+    for (int i = 0; i < 60; ++i) r.say(1, "line " + std::to_string(i));
+    r.join(2, "grace");
+    const auto welcome = r.of_type(2, "welcome");
+    REQUIRE(welcome.size() == 1);
+    const auto& history = welcome[0]["history"];
+    REQUIRE(history.size() == 50);
+    CHECK(history.front()["text"] == "line 10");
+    CHECK(history.back()["text"] == "line 59");
+}
