@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "websock/handshake_policy.hpp"
+
 namespace websock {
 
 /// What `send` does when a client's outbound queue would pass `max_outbound_queue_bytes`.
@@ -39,6 +41,7 @@ struct ServerOptions {
     bool reuse_port = false;         ///< SO_REUSEPORT: several processes on one port
 
     // --- handshake ---
+    HandshakePolicy policy;  ///< paths, Origins, subprotocols, Basic auth; all open by default
     std::size_t max_handshake_bytes = 8 * 1024;  ///< request line + headers; 431 past it (browsers send < 2 KiB)
     Milliseconds handshake_timeout{5000};        ///< a connection that has not finished its upgrade
                                                  ///< by then is dropped (slowloris)

@@ -90,6 +90,7 @@ Client::~Client() = default;
 std::uint64_t Client::id() const noexcept { return core_->id; }
 const std::string& Client::peer_address() const noexcept { return core_->peer; }
 const HttpRequest& Client::request() const noexcept { return core_->request; }
+const std::string& Client::subprotocol() const noexcept { return core_->subprotocol; }
 std::any& Client::user_data() noexcept { return core_->user_data; }
 bool Client::is_open() const noexcept { return core_->open.load(std::memory_order_acquire); }
 std::size_t Client::queued_bytes() const noexcept {
@@ -161,6 +162,7 @@ WebSocketServer& WebSocketServer::on_server_destruct(DestructHandler handler) { 
 WebSocketServer& WebSocketServer::on_ping(ControlHandler handler) { core_->on_ping = std::move(handler); return *this; }
 WebSocketServer& WebSocketServer::on_pong(ControlHandler handler) { core_->on_pong = std::move(handler); return *this; }
 WebSocketServer& WebSocketServer::on_http_request(HttpHandler handler) { core_->on_http = std::move(handler); return *this; }
+WebSocketServer& WebSocketServer::on_handshake(HandshakeHandler handler) { core_->on_handshake = std::move(handler); return *this; }
 
 const ServerOptions& WebSocketServer::options() const noexcept { return core_->options; }
 std::uint16_t WebSocketServer::port() const noexcept { return core_->port.load(); }

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "websock/handshake_policy.hpp"
 #include "websock/http.hpp"
 #include "websock/options.hpp"
 #include "websock/types.hpp"
@@ -45,6 +46,8 @@ public:
     const HttpRequest& request() const noexcept;        ///< the upgrade request (path, headers)
     std::string_view path() const noexcept { return request().path; }
     std::optional<std::string_view> header(std::string_view name) const noexcept { return request().header(name); }
+    /// The subprotocol chosen at the handshake, empty for none.
+    const std::string& subprotocol() const noexcept;
 
     /// A slot for the program's own per-client data. Not synchronised: set it in
     /// on_connection_open and read it from the client's callbacks, or guard it yourself.
@@ -83,6 +86,9 @@ public:
     using DestructHandler = std::function<void()>;
     /// Answers a plain (non-upgrade) HTTP request on the same port.
     using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+    /// Decides a valid upgrade request after ServerOptions::policy accepted it. The decision
+    /// it is handed back starts from the policy's (its chosen subprotocol included).
+    using HandshakeHandler = std::function<HandshakeDecision(const HandshakeRequest&, HandshakeDecision policy_decision)>;
 
     explicit WebSocketServer(ServerOptions options = {});
     ~WebSocketServer();  ///< stops the server and waits for it, if it is still running
@@ -98,6 +104,7 @@ public:
     WebSocketServer& on_ping(ControlHandler handler);  ///< after the pong has been queued
     WebSocketServer& on_pong(ControlHandler handler);
     WebSocketServer& on_http_request(HttpHandler handler);  ///< none set: 426 Upgrade Required
+    WebSocketServer& on_handshake(HandshakeHandler handler);  ///< none set: the policy decides
 
     /// Bind and listen now, so that port() is known before serve_forever(). Called by
     /// serve_forever() if not yet done. Returns false (and reports to on_error) on failure.

@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
     // WEBSOCK_ENGINE=event runs the same tests against the event-loop engine.
     if (const char* engine = std::getenv("WEBSOCK_ENGINE"); engine && std::string_view(engine) == "event")
         options.engine = websock::Engine::EventLoop;
+    bool use_hook = false;  // --hook yes: a user hook that refuses /deny* with 451 and tags the 101
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         if (i + 1 >= argc) {
@@ -87,6 +88,17 @@ int main(int argc, char** argv) {
         else if (arg == "--handshake-timeout-ms") options.handshake_timeout = websock::Milliseconds(number);
         else if (arg == "--shutdown-timeout-ms") options.shutdown_timeout = websock::Milliseconds(number);
         else if (arg == "--close-timeout-ms") options.close_timeout = websock::Milliseconds(number);
+        // handshake policy (each may repeat where it is a list)
+        else if (arg == "--allowed-path") options.policy.allowed_paths.emplace_back(value);
+        else if (arg == "--allowed-origin") options.policy.allowed_origins.emplace_back(value);
+        else if (arg == "--require-origin") options.policy.require_origin = value == "yes";
+        else if (arg == "--subprotocol") options.policy.subprotocols.emplace_back(value);
+        else if (arg == "--require-subprotocol") options.policy.require_subprotocol = value == "yes";
+        else if (arg == "--basic-auth") {
+            const std::size_t colon = value.find(':');
+            options.policy.basic_auth_user = std::string(value.substr(0, colon));
+            options.policy.basic_auth_password = colon == std::string_view::npos ? "" : std::string(value.substr(colon + 1));
+        } else if (arg == "--hook") use_hook = value == "yes";
         else {
             std::fprintf(stderr, "fixture_server: unknown option %s\n", argv[i - 1]);
             return 2;
@@ -100,6 +112,15 @@ int main(int argc, char** argv) {
     websock::WebSocketServer server{options};
 
     server.on_connection_open([&](websock::Client&) { stats.opens.fetch_add(1); });
+    if (use_hook) {
+        server.on_handshake([](const websock::HandshakeRequest& request, websock::HandshakeDecision decision) {
+            if (starts_with(request.request.path, "/deny")) return websock::HandshakeDecision::rejected(451, "denied by the hook");
+            if (starts_with(request.request.path, "/throw")) throw std::runtime_error("hook failure");
+            if (starts_with(request.request.path, "/badproto")) decision.subprotocol = "never-offered";
+            decision.headers.emplace_back("X-Hook", "yes");
+            return decision;
+        });
+    }
 
     server.on_connection_close([&](websock::Client&, websock::CloseCode, std::string_view) { stats.closes.fetch_add(1); });
 
@@ -168,6 +189,8 @@ int main(int argc, char** argv) {
             client.send("errors:" + std::to_string(stats.callback_errors.load()));
         } else if (data == "stop") {
             server.stop();
+        } else if (data == "subprotocol") {
+            client.send("subprotocol:" + client.subprotocol());
         } else if (data == "count") {
             client.send("count:" + std::to_string(server.client_count()));
         } else if (data == "id") {

@@ -268,6 +268,8 @@ void ClientDriver::handle_request(codec::HttpRequestParser& parser) {
     auto check = codec::check_upgrade_request(request);
     if (!check.ok) return refuse(check.status, check.reason);
     if (server_.stopping.load()) return refuse(503, "server shutting down");
+    auto decision = decide(request);
+    if (!decision.accept) return refuse(decision.status, decision.body, decision.headers);
     // Count this client against max_clients before answering, so the limit holds under a
     // burst of simultaneous upgrades.
     if (server_.open_count.fetch_add(1) >= options.max_clients) {
@@ -275,7 +277,39 @@ void ClientDriver::handle_request(codec::HttpRequestParser& parser) {
         return refuse(503, "too many clients", {{"Retry-After", "5"}});
     }
     counted_ = true;
-    open_websocket(check.key, std::move(request));
+    HttpHeaders headers;
+    if (!decision.subprotocol.empty()) headers.emplace_back("Sec-WebSocket-Protocol", decision.subprotocol);
+    for (auto& header : decision.headers) headers.push_back(std::move(header));
+    core_.subprotocol = std::move(decision.subprotocol);
+    open_websocket(check.key, std::move(request), headers);
+}
+
+HandshakeDecision ClientDriver::decide(const HttpRequest& request) {
+    const std::string offered = request.header_joined("Sec-WebSocket-Protocol");  // the views below point into it
+    HandshakeRequest view{request, core_.peer, request.header("Origin"), split_tokens(offered)};
+    HandshakeDecision decision = apply_policy(server_.options.policy, view);
+    if (decision.accept && server_.on_handshake) {
+        try {
+            decision = server_.on_handshake(view, std::move(decision));
+        } catch (const std::exception& e) {
+            server_.report(nullptr, ErrorKind::Callback, fmt::format("on_handshake threw: {}", e.what()));
+            return HandshakeDecision::rejected(500, "internal server error");
+        } catch (...) {
+            server_.report(nullptr, ErrorKind::Callback, "on_handshake threw a non-standard exception");
+            return HandshakeDecision::rejected(500, "internal server error");
+        }
+    }
+    if (decision.accept && !decision.subprotocol.empty()) {
+        // Section 4.2.2: the server may only choose a subprotocol the client offered.
+        bool offered_by_client = false;
+        for (const auto protocol : view.subprotocols) offered_by_client = offered_by_client || protocol == decision.subprotocol;
+        if (!offered_by_client) {
+            server_.report(nullptr, ErrorKind::Handshake,
+                           fmt::format("on_handshake chose subprotocol {} that the client did not offer", decision.subprotocol));
+            return HandshakeDecision::rejected(500, "internal server error");
+        }
+    }
+    return decision;
 }
 
 void ClientDriver::refuse(int status, std::string_view reason, const HttpHeaders& headers) {
@@ -284,9 +318,9 @@ void ClientDriver::refuse(int status, std::string_view reason, const HttpHeaders
     close_after_write_ = true;
 }
 
-void ClientDriver::open_websocket(const std::string& key, HttpRequest request) {
+void ClientDriver::open_websocket(const std::string& key, HttpRequest request, const HttpHeaders& headers) {
     core_.request = std::move(request);
-    write_buffer_.append(codec::make_upgrade_response(key));  // before anything on_open sends
+    write_buffer_.append(codec::make_upgrade_response(key, headers));  // before anything on_open sends
     parser_.reset();
     phase_ = Phase::Open;
     last_heard_ = Clock::now();

@@ -63,7 +63,8 @@ private:
 
     void read_handshake();
     void handle_request(codec::HttpRequestParser& parser);
-    void open_websocket(const std::string& key, HttpRequest request);
+    HandshakeDecision decide(const HttpRequest& request);  // policy, then the user's hook
+    void open_websocket(const std::string& key, HttpRequest request, const HttpHeaders& headers);
     void read_frames();
     void feed(std::uint8_t* data, std::size_t size);
     void take_requests();

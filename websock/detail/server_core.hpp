@@ -25,6 +25,7 @@ struct ClientCore {
     std::uint64_t id = 0;
     std::string peer;
     HttpRequest request;
+    std::string subprotocol;
     std::any user_data;
     std::thread::id owner;  // the client thread: sends from it need no wake-up
     Waker waker;            // wakes the client thread's poll()
@@ -81,6 +82,7 @@ struct ServerCore {
     WebSocketServer::ControlHandler on_ping;
     WebSocketServer::ControlHandler on_pong;
     WebSocketServer::HttpHandler on_http;
+    WebSocketServer::HandshakeHandler on_handshake;
 
     Fd listen_fd;
     std::shared_ptr<void> signal_scope;  // SIGINT/SIGTERM handlers, from listen() to the end of serve_forever()
