@@ -29,6 +29,13 @@ enum class Engine : std::uint8_t {
 
 using Milliseconds = std::chrono::milliseconds;
 
+/// wss://: TLS 1.2 and 1.3 with OpenSSL. Off unless a certificate is given.
+struct TlsOptions {
+    std::string certificate_file;  ///< PEM, the certificate chain (leaf first)
+    std::string private_key_file;  ///< PEM, the key of the leaf certificate
+    bool enabled() const noexcept { return !certificate_file.empty(); }
+};
+
 struct ServerOptions {
     Engine engine = Engine::ThreadPerClient;  ///< see Engine
 
@@ -39,6 +46,8 @@ struct ServerOptions {
     int backlog = 511;               ///< listen(2) queue, as nginx and Node use
     bool reuse_address = true;       ///< SO_REUSEADDR: restart without waiting out TIME_WAIT
     bool reuse_port = false;         ///< SO_REUSEPORT: several processes on one port
+
+    TlsOptions tls;  ///< wss:// when a certificate is set; the TLS handshake shares handshake_timeout
 
     // --- handshake ---
     HandshakePolicy policy;  ///< paths, Origins, subprotocols, Basic auth; all open by default

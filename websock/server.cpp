@@ -235,6 +235,15 @@ bool WebSocketServer::listen() {
         core.report(nullptr, ErrorKind::Io, fmt::format("eventfd: {}", std::strerror(errno)));
         return false;
     }
+    if (core.options.tls.enabled() && !core.tls_context) {
+        std::string error;
+        core.tls_context =
+            detail::make_server_tls_context(core.options.tls.certificate_file, core.options.tls.private_key_file, error);
+        if (!core.tls_context) {
+            core.report(nullptr, ErrorKind::Tls, error);
+            return false;
+        }
+    }
     auto result = core.options.unix_socket_path.empty()
                       ? detail::listen_tcp(core.options.host, core.options.port, core.options.backlog,
                                            core.options.reuse_address, core.options.reuse_port)

@@ -2,7 +2,7 @@
 // benchmarks use it.
 //
 //   websock-echo [--host 127.0.0.1] [--port 9001] [--max-message-bytes 16777216]
-//                [--engine threads|event] [--quiet]
+//                [--engine threads|event] [--tls-cert PEM --tls-key PEM] [--quiet]
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
         else if (arg == "--max-message-bytes" && has_value) {
             options.max_message_bytes = std::strtoull(argv[++i], nullptr, 10);
             options.max_frame_bytes = options.max_message_bytes;
+        } else if (arg == "--tls-cert" && has_value) {
+            options.tls.certificate_file = argv[++i];
+        } else if (arg == "--tls-key" && has_value) {
+            options.tls.private_key_file = argv[++i];
         } else if (arg == "--quiet") {
             quiet = true;
         } else if (arg == "--engine" && has_value) {
@@ -39,7 +43,7 @@ int main(int argc, char** argv) {
                 return 2;
             }
         } else {
-            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--engine threads|event] [--quiet]\n", argv[0]);
+            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--engine threads|event]\n       [--tls-cert PEM --tls-key PEM] [--quiet]\n", argv[0]);
             return arg == "--help" ? 0 : 2;
         }
     }

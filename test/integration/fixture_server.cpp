@@ -99,6 +99,8 @@ int main(int argc, char** argv) {
             options.policy.basic_auth_user = std::string(value.substr(0, colon));
             options.policy.basic_auth_password = colon == std::string_view::npos ? "" : std::string(value.substr(colon + 1));
         } else if (arg == "--hook") use_hook = value == "yes";
+        else if (arg == "--tls-cert") options.tls.certificate_file = std::string(value);
+        else if (arg == "--tls-key") options.tls.private_key_file = std::string(value);
         else {
             std::fprintf(stderr, "fixture_server: unknown option %s\n", argv[i - 1]);
             return 2;

@@ -15,8 +15,6 @@ namespace {
 constexpr int kReadsPerEvent = 16;                   // then yield to other connections
 constexpr std::size_t kMaxPendingHttpBytes = 1 << 20;  // stop reading pipelined requests past this
 
-bool would_block() noexcept { return errno == EAGAIN || errno == EWOULDBLOCK; }
-
 }  // namespace
 
 ClientDriver::ClientDriver(ServerCore& server, std::shared_ptr<Client> client, Fd socket,
@@ -31,6 +29,12 @@ ClientDriver::ClientDriver(ServerCore& server, std::shared_ptr<Client> client, F
     parser_ = std::make_unique<codec::HttpRequestParser>(
         codec::HttpRequestParser::Options{server.options.max_handshake_bytes, server.options.max_http_body_bytes});
     handshake_deadline_ = Clock::now() + server.options.handshake_timeout;
+    if (server.tls_context) {
+        transport_ = make_tls_server_transport(server.tls_context.get(), socket_.get());
+        phase_ = Phase::TlsHandshake;
+    } else {
+        transport_ = make_plain_transport(socket_.get());
+    }
 }
 
 ClientDriver::~ClientDriver() {
@@ -81,6 +85,7 @@ void ClientDriver::on_pong(std::string_view payload) {
 
 bool ClientDriver::wants_read() const noexcept {
     switch (phase_) {
+        case Phase::TlsHandshake: return true;
         case Phase::Handshake: return !close_after_write_ && write_buffer_.size() - write_offset_ < kMaxPendingHttpBytes;
         case Phase::Open: return connection_.state() != Connection::State::Closed;
         case Phase::Lingering: return true;
@@ -92,6 +97,7 @@ bool ClientDriver::wants_read() const noexcept {
 ClientDriver::Clock::time_point ClientDriver::deadline() const noexcept {
     const auto& options = server_.options;
     switch (phase_) {
+        case Phase::TlsHandshake:
         case Phase::Handshake: return handshake_deadline_;
         case Phase::Open:
             if (closing_since_ != Clock::time_point{}) return closing_since_ + options.close_timeout;
@@ -106,14 +112,14 @@ ClientDriver::Clock::time_point ClientDriver::deadline() const noexcept {
 
 void ClientDriver::on_readable() {
     switch (phase_) {
+        case Phase::TlsHandshake: step_tls_handshake(); return;
         case Phase::Handshake: read_handshake(); break;
         case Phase::Open: read_frames(); break;
         case Phase::Lingering: {
             for (int reads = 0; reads < kReadsPerEvent; ++reads) {
-                const ssize_t got = ::recv(socket_.get(), read_buffer_.data(), read_buffer_.size(), 0);
-                if (got > 0) continue;  // whatever the peer still sends after the close is dropped
-                if (got < 0 && errno == EINTR) continue;
-                if (got < 0 && would_block()) return;
+                const auto got = transport_->read(read_buffer_.data(), read_buffer_.size());
+                if (got.status == IoResult::Status::Ok) continue;  // what the peer still sends is dropped
+                if (got.status == IoResult::Status::WouldBlock) return;
                 finish();  // the peer's FIN (or an error): done
                 return;
             }
@@ -124,7 +130,28 @@ void ClientDriver::on_readable() {
     after_io();
 }
 
-void ClientDriver::on_writable() { after_io(); }
+void ClientDriver::step_tls_handshake() {
+    if (transport_->handshake()) {
+        phase_ = Phase::Handshake;
+        read_handshake();  // the request may already sit decrypted in the TLS buffer
+        after_io();
+        return;
+    }
+    if (!transport_->error().empty()) {
+        // A failed TLS handshake costs nothing else: report it and drop the socket.
+        server_.report(nullptr, ErrorKind::Tls, fmt::format("{}: TLS handshake failed: {}", core_.peer, transport_->error()));
+        finish();
+    }
+}
+
+void ClientDriver::on_writable() {
+    if (phase_ == Phase::TlsHandshake) return step_tls_handshake();
+    if (phase_ == Phase::Open && transport_->wants_write() && write_offset_ == write_buffer_.size()) {
+        read_frames();  // a TLS read was waiting for the socket to take its bytes
+        if (phase_ != Phase::Open) return;
+    }
+    after_io();
+}
 
 void ClientDriver::on_wake() {
     // Drain first, then clear the flag: a wake() landing in between then writes the
@@ -135,7 +162,7 @@ void ClientDriver::on_wake() {
 }
 
 void ClientDriver::on_server_stop() {
-    if (phase_ == Phase::Handshake) {
+    if (phase_ == Phase::Handshake || phase_ == Phase::TlsHandshake) {
         finish();  // not a WebSocket client yet: nothing to say goodbye to
         return;
     }
@@ -158,6 +185,10 @@ void ClientDriver::on_tick(Clock::time_point now) {
     if (now < deadline()) return;
     const auto& options = server_.options;
     switch (phase_) {
+        case Phase::TlsHandshake:
+            server_.report(nullptr, ErrorKind::Timeout, fmt::format("{}: TLS handshake timed out", core_.peer));
+            finish();
+            return;
         case Phase::Handshake:
             if (close_after_write_ || (handshake_input_.empty() && !parser_->started())) {
                 finish();  // an idle keep-alive connection, a silent peer, or a stuck answer
@@ -194,14 +225,13 @@ void ClientDriver::on_tick(Clock::time_point now) {
 
 void ClientDriver::read_handshake() {
     for (int reads = 0; reads < kReadsPerEvent && phase_ == Phase::Handshake && wants_read(); ++reads) {
-        const ssize_t got = ::recv(socket_.get(), read_buffer_.data(), read_buffer_.size(), 0);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0 && would_block()) return;
-        if (got <= 0) {
+        const auto got = transport_->read(read_buffer_.data(), read_buffer_.size());
+        if (got.status == IoResult::Status::WouldBlock) return;
+        if (got.status != IoResult::Status::Ok) {
             finish();  // the peer left before upgrading
             return;
         }
-        handshake_input_.append(reinterpret_cast<const char*>(read_buffer_.data()), static_cast<std::size_t>(got));
+        handshake_input_.append(reinterpret_cast<const char*>(read_buffer_.data()), got.bytes);
         // Parse every complete request in the input (pipelined plain HTTP requests included).
         while (phase_ == Phase::Handshake && !close_after_write_ && !handshake_input_.empty()) {
             std::size_t consumed = 0;
@@ -334,21 +364,20 @@ void ClientDriver::open_websocket(const std::string& key, HttpRequest request, c
 void ClientDriver::read_frames() {
     for (int reads = 0; reads < kReadsPerEvent && phase_ == Phase::Open; ++reads) {
         if (connection_.state() == Connection::State::Closed) return;
-        const ssize_t got = ::recv(socket_.get(), read_buffer_.data(), read_buffer_.size(), 0);
-        if (got > 0) {
+        const auto got = transport_->read(read_buffer_.data(), read_buffer_.size());
+        if (got.status == IoResult::Status::Ok) {
             last_heard_ = Clock::now();
             ping_outstanding_ = false;  // any data proves the peer is alive
-            feed(read_buffer_.data(), static_cast<std::size_t>(got));
+            feed(read_buffer_.data(), got.bytes);
             // Write what became due before reading again: echoes go out in batches.
             after_io();
             // A short read drained the socket. The event loop hears of more data from epoll
             // with everyone else's; a client thread reads once more, since the peer's next
             // bytes have often arrived by now, and that saves a poll() and a context switch.
-            if (!eager_reread_ && static_cast<std::size_t>(got) < read_buffer_.size()) return;
+            if (!eager_reread_ && got.bytes < read_buffer_.size() && !transport_->has_buffered_input()) return;
             continue;
         }
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0 && would_block()) return;
+        if (got.status == IoResult::Status::WouldBlock) return;
         peer_gone_ = true;
         end(true);
         return;
@@ -406,14 +435,12 @@ bool ClientDriver::flush() {
         }
         bool blocked = false;
         while (write_offset_ < write_buffer_.size()) {
-            const ssize_t sent = ::send(socket_.get(), write_buffer_.data() + write_offset_,
-                                        write_buffer_.size() - write_offset_, MSG_NOSIGNAL);
-            if (sent > 0) {
-                write_offset_ += static_cast<std::size_t>(sent);
+            const auto sent = transport_->write(write_buffer_.data() + write_offset_, write_buffer_.size() - write_offset_);
+            if (sent.status == IoResult::Status::Ok && sent.bytes > 0) {
+                write_offset_ += sent.bytes;
                 continue;
             }
-            if (sent < 0 && errno == EINTR) continue;
-            if (sent < 0 && would_block()) {
+            if (sent.status == IoResult::Status::WouldBlock || sent.status == IoResult::Status::Ok) {
                 blocked = true;
                 break;
             }
@@ -440,7 +467,7 @@ void ClientDriver::after_io() {
             }
             if (close_after_write_ && !wants_write()) {
                 // Half-close and linger, so the answer is not lost to a reset.
-                ::shutdown(socket_.get(), SHUT_WR);
+                transport_->shutdown_write();
                 phase_ = Phase::Lingering;
                 linger_deadline_ = Clock::now() + server_.options.close_timeout;
             }
@@ -457,6 +484,7 @@ void ClientDriver::after_io() {
             if (state == Connection::State::Closed && !wants_write()) end(false);
             return;
         }
+        case Phase::TlsHandshake:
         case Phase::Lingering:
         case Phase::Done: return;
     }
@@ -467,7 +495,7 @@ void ClientDriver::end(bool peer_gone) {
     if (!peer_gone && !timed_out_ && !failed_loop_ && !aborted_ && connection_.state() == Connection::State::Closed) {
         // Section 7.1.1: the server closes TCP first. Half-close and wait briefly for the
         // peer's FIN, so our close frame is not lost to a reset caused by unread input.
-        ::shutdown(socket_.get(), SHUT_WR);
+        transport_->shutdown_write();
         phase_ = Phase::Lingering;
         linger_deadline_ = Clock::now() + server_.options.close_timeout;
         return;
@@ -483,6 +511,7 @@ void ClientDriver::finish() {
         core_.queue.clear();
         core_.queued_bytes.store(0, std::memory_order_relaxed);
     }
+    transport_.reset();  // before the socket it uses
     socket_.reset();
     core_.writing_bytes.store(0, std::memory_order_relaxed);
     phase_ = Phase::Done;

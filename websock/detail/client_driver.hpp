@@ -13,6 +13,7 @@
 #include "websock/codec/handshake.hpp"
 #include "websock/connection.hpp"
 #include "websock/detail/server_core.hpp"
+#include "websock/detail/transport.hpp"
 
 namespace websock::detail {
 
@@ -40,7 +41,7 @@ public:
     // ---- what the engine needs to know ----
     int fd() const noexcept { return socket_.get(); }
     bool wants_read() const noexcept;
-    bool wants_write() const noexcept { return write_offset_ < write_buffer_.size(); }
+    bool wants_write() const noexcept { return write_offset_ < write_buffer_.size() || (transport_ && transport_->wants_write()); }
     Clock::time_point deadline() const noexcept;  ///< the next on_tick that matters
     bool finished() const noexcept { return phase_ == Phase::Done; }
     ClientCore& core() noexcept { return core_; }
@@ -54,6 +55,7 @@ public:
 
 private:
     enum class Phase : std::uint8_t {
+        TlsHandshake,  ///< wss: the TLS handshake, under the same deadline as the upgrade
         Handshake,  ///< reading HTTP requests; answering plain ones
         Open,       ///< WebSocket messages flow (including our side of a close handshake)
         Lingering,  ///< close frames crossed (or the connection failed): TCP half-closed,
@@ -61,6 +63,7 @@ private:
         Done,       ///< socket closed, on_connection_close called if it was opened
     };
 
+    void step_tls_handshake();
     void read_handshake();
     void handle_request(codec::HttpRequestParser& parser);
     HandshakeDecision decide(const HttpRequest& request);  // policy, then the user's hook
@@ -78,6 +81,7 @@ private:
     std::shared_ptr<Client> client_;
     ClientCore& core_;
     Fd socket_;
+    std::unique_ptr<Transport> transport_;  // plain or TLS, over socket_
     std::vector<std::uint8_t>& read_buffer_;
     Phase phase_ = Phase::Handshake;
     bool opened_ = false;  // on_connection_open ran: on_connection_close must run once

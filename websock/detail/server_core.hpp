@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "websock/detail/socket.hpp"
+#include "websock/detail/transport.hpp"
 #include "websock/server.hpp"
 
 namespace websock::detail {
@@ -85,6 +86,7 @@ struct ServerCore {
     WebSocketServer::HandshakeHandler on_handshake;
 
     Fd listen_fd;
+    TlsContext tls_context;  // set by listen() when options.tls has a certificate
     std::shared_ptr<void> signal_scope;  // SIGINT/SIGTERM handlers, from listen() to the end of serve_forever()
     std::atomic<std::uint16_t> port{0};
     Waker waker;  // wakes the accept loop: stop, a finished thread to join, a signal

@@ -1,0 +1,181 @@
+#include "websock/detail/transport.hpp"
+
+#include <openssl/err.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace websock::detail {
+namespace {
+
+std::string openssl_errors() {
+    std::string text;
+    while (const unsigned long code = ERR_get_error()) {
+        char buffer[256];
+        ERR_error_string_n(code, buffer, sizeof buffer);
+        if (!text.empty()) text += "; ";
+        text += buffer;
+    }
+    return text.empty() ? std::string("unknown TLS error") : text;
+}
+
+class PlainTransport final : public Transport {
+public:
+    explicit PlainTransport(int fd) : fd_(fd) {}
+
+    IoResult read(void* buffer, std::size_t size) override {
+        for (;;) {
+            const ssize_t got = ::recv(fd_, buffer, size, 0);
+            if (got > 0) return {IoResult::Status::Ok, static_cast<std::size_t>(got)};
+            if (got == 0) return {IoResult::Status::Eof, 0};
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return {IoResult::Status::WouldBlock, 0};
+            error_ = std::strerror(errno);
+            return {IoResult::Status::Error, 0};
+        }
+    }
+
+    IoResult write(const void* data, std::size_t size) override {
+        for (;;) {
+            const ssize_t sent = ::send(fd_, data, size, MSG_NOSIGNAL);
+            if (sent >= 0) return {IoResult::Status::Ok, static_cast<std::size_t>(sent)};
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return {IoResult::Status::WouldBlock, 0};
+            error_ = std::strerror(errno);
+            return {IoResult::Status::Error, 0};
+        }
+    }
+
+    void shutdown_write() noexcept override { ::shutdown(fd_, SHUT_WR); }
+
+private:
+    int fd_;
+};
+
+class TlsTransport final : public Transport {
+public:
+    TlsTransport(SSL_CTX* context, int fd) : fd_(fd), ssl_(SSL_new(context)) {
+        if (ssl_ == nullptr || SSL_set_fd(ssl_, fd) != 1) {
+            error_ = openssl_errors();
+            return;
+        }
+        SSL_set_accept_state(ssl_);
+    }
+    ~TlsTransport() override {
+        if (ssl_ != nullptr) SSL_free(ssl_);
+    }
+
+    bool handshake() override {
+        if (ssl_ == nullptr) return false;
+        if (handshake_done_) return true;
+        ERR_clear_error();
+        const int rc = SSL_do_handshake(ssl_);
+        if (rc == 1) {
+            handshake_done_ = true;
+            wants_write_ = false;
+            return true;
+        }
+        classify(rc);
+        return false;
+    }
+
+    IoResult read(void* buffer, std::size_t size) override {
+        ERR_clear_error();
+        const int got = SSL_read(ssl_, buffer, static_cast<int>(std::min<std::size_t>(size, 1u << 30)));
+        if (got > 0) {
+            wants_write_ = false;
+            return {IoResult::Status::Ok, static_cast<std::size_t>(got)};
+        }
+        return classify(got);
+    }
+
+    IoResult write(const void* data, std::size_t size) override {
+        if (size == 0) return {IoResult::Status::Ok, 0};
+        ERR_clear_error();
+        const int sent = SSL_write(ssl_, data, static_cast<int>(std::min<std::size_t>(size, 1u << 30)));
+        if (sent > 0) {
+            wants_write_ = false;
+            return {IoResult::Status::Ok, static_cast<std::size_t>(sent)};
+        }
+        return classify(sent);
+    }
+
+    bool wants_write() const noexcept override { return wants_write_; }
+    bool has_buffered_input() const noexcept override { return ssl_ != nullptr && SSL_pending(ssl_) > 0; }
+
+    void shutdown_write() noexcept override {
+        if (ssl_ != nullptr && handshake_done_) {
+            ERR_clear_error();
+            SSL_shutdown(ssl_);  // close_notify; we do not wait for the peer's
+        }
+        ::shutdown(fd_, SHUT_WR);
+    }
+
+private:
+    IoResult classify(int rc) {
+        const int reason = SSL_get_error(ssl_, rc);
+        switch (reason) {
+            case SSL_ERROR_WANT_READ:
+                wants_write_ = false;
+                return {IoResult::Status::WouldBlock, 0};
+            case SSL_ERROR_WANT_WRITE:
+                wants_write_ = true;
+                return {IoResult::Status::WouldBlock, 0};
+            case SSL_ERROR_ZERO_RETURN:
+                return {IoResult::Status::Eof, 0};  // the peer's close_notify
+            case SSL_ERROR_SYSCALL:
+                if (ERR_peek_error() == 0) {
+                    if (errno == 0 || rc == 0) return {IoResult::Status::Eof, 0};  // EOF without close_notify
+                    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return {IoResult::Status::WouldBlock, 0};
+                    error_ = std::strerror(errno);
+                    return {IoResult::Status::Error, 0};
+                }
+                [[fallthrough]];
+            default:
+                error_ = openssl_errors();
+                return {IoResult::Status::Error, 0};
+        }
+    }
+
+    int fd_;
+    SSL* ssl_;
+    bool handshake_done_ = false;
+    bool wants_write_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_plain_transport(int fd) { return std::make_unique<PlainTransport>(fd); }
+
+std::unique_ptr<Transport> make_tls_server_transport(SSL_CTX* context, int fd) {
+    return std::make_unique<TlsTransport>(context, fd);
+}
+
+TlsContext make_server_tls_context(const std::string& certificate_file, const std::string& private_key_file,
+                                   std::string& error) {
+    TlsContext context(SSL_CTX_new(TLS_server_method()));
+    if (!context) {
+        error = openssl_errors();
+        return nullptr;
+    }
+    SSL_CTX_set_min_proto_version(context.get(), TLS1_2_VERSION);
+    // Writes may be retried with a moved buffer (our write buffer can grow between tries),
+    // and partial writes are fine: we track the offset ourselves.
+    SSL_CTX_set_mode(context.get(), SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+    SSL_CTX_set_options(context.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_use_certificate_chain_file(context.get(), certificate_file.c_str()) != 1) {
+        error = fmt::format("TLS certificate {}: {}", certificate_file, openssl_errors());
+        return nullptr;
+    }
+    if (SSL_CTX_use_PrivateKey_file(context.get(), private_key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(context.get()) != 1) {
+        error = fmt::format("TLS private key {}: {}", private_key_file, openssl_errors());
+        return nullptr;
+    }
+    return context;
+}
+
+}  // namespace websock::detail

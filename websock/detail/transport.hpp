@@ -1,0 +1,54 @@
+// Byte transports under a connection: plain TCP (or a unix socket) and TLS over it, both
+// non-blocking. The ClientDriver reads and writes through this interface, so TLS is one
+// more layer rather than another server. Internal.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <openssl/ssl.h>
+
+namespace websock::detail {
+
+struct IoResult {
+    enum class Status : std::uint8_t { Ok, WouldBlock, Eof, Error };
+    Status status = Status::Ok;
+    std::size_t bytes = 0;  ///< when Ok
+};
+
+class Transport {
+public:
+    virtual ~Transport() = default;
+    /// Step the transport's own handshake (TLS); true once done. False with error() set on
+    /// failure, or false with nothing set while it waits for the socket.
+    virtual bool handshake() { return true; }
+    virtual IoResult read(void* buffer, std::size_t size) = 0;
+    virtual IoResult write(const void* data, std::size_t size) = 0;
+    /// The last operation waits for the socket to become writable (TLS may write to read).
+    virtual bool wants_write() const noexcept { return false; }
+    /// Decrypted bytes are buffered inside the transport: read again without waiting.
+    virtual bool has_buffered_input() const noexcept { return false; }
+    /// End our direction: TLS close_notify, then TCP FIN.
+    virtual void shutdown_write() noexcept = 0;
+    const std::string& error() const noexcept { return error_; }
+
+protected:
+    std::string error_;
+};
+
+/// recv/send on a non-blocking socket it does not own.
+std::unique_ptr<Transport> make_plain_transport(int fd);
+
+/// A server TLS context from PEM files (TLS 1.2 and 1.3 only); null with `error` set.
+struct TlsContextDeleter {
+    void operator()(SSL_CTX* context) const noexcept { SSL_CTX_free(context); }
+};
+using TlsContext = std::unique_ptr<SSL_CTX, TlsContextDeleter>;
+TlsContext make_server_tls_context(const std::string& certificate_file, const std::string& private_key_file,
+                                   std::string& error);
+
+/// TLS over a non-blocking socket it does not own, in the server role.
+std::unique_ptr<Transport> make_tls_server_transport(SSL_CTX* context, int fd);
+
+}  // namespace websock::detail
