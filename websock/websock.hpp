@@ -1,6 +1,8 @@
 // The one header a program includes to use websock.
 #pragma once
 
+#include "websock/frame_stream.hpp"
+#include "websock/handshake_policy.hpp"
 #include "websock/http.hpp"
 #include "websock/options.hpp"
 #include "websock/server.hpp"
