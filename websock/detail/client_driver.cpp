@@ -18,7 +18,7 @@ constexpr std::size_t kMaxPendingHttpBytes = 1 << 20;  // stop reading pipelined
 }  // namespace
 
 ClientDriver::ClientDriver(ServerCore& server, std::shared_ptr<Client> client, Fd socket,
-                           std::vector<std::uint8_t>& read_buffer)
+                           ReadBuffer& read_buffer)
     : server_(server),
       client_(std::move(client)),
       core_(ServerCore::core(*client_)),

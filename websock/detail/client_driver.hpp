@@ -17,13 +17,26 @@
 
 namespace websock::detail {
 
+/// Scratch space for recv(). Left uninitialised, so an idle connection's buffer costs
+/// address space but not memory: pages are only touched as bytes arrive.
+class ReadBuffer {
+public:
+    explicit ReadBuffer(std::size_t size) : bytes_(std::make_unique_for_overwrite<std::uint8_t[]>(size)), size_(size) {}
+    std::uint8_t* data() noexcept { return bytes_.get(); }
+    std::size_t size() const noexcept { return size_; }
+
+private:
+    std::unique_ptr<std::uint8_t[]> bytes_;
+    std::size_t size_;
+};
+
 class ClientDriver final : public ConnectionHandler {
 public:
     using Clock = std::chrono::steady_clock;
 
     /// `read_buffer` is scratch space for recv(); it may be shared by every driver of one
     /// engine thread, since no driver keeps bytes in it between events.
-    ClientDriver(ServerCore& server, std::shared_ptr<Client> client, Fd socket, std::vector<std::uint8_t>& read_buffer);
+    ClientDriver(ServerCore& server, std::shared_ptr<Client> client, Fd socket, ReadBuffer& read_buffer);
     ~ClientDriver() override;
     ClientDriver(const ClientDriver&) = delete;
     ClientDriver& operator=(const ClientDriver&) = delete;
@@ -82,7 +95,7 @@ private:
     ClientCore& core_;
     Fd socket_;
     std::unique_ptr<Transport> transport_;  // plain or TLS, over socket_
-    std::vector<std::uint8_t>& read_buffer_;
+    ReadBuffer& read_buffer_;
     Phase phase_ = Phase::Handshake;
     bool opened_ = false;  // on_connection_open ran: on_connection_close must run once
     bool counted_ = false;  // counted in server_.open_count

@@ -205,7 +205,7 @@ private:
     }
 
     ServerCore& server_;
-    std::vector<std::uint8_t> read_buffer_;  // shared: no driver keeps bytes in it between events
+    ReadBuffer read_buffer_;  // shared: no driver keeps bytes in it between events
     Fd epoll_;
     std::unordered_map<std::uint64_t, LoopClient> clients_;
     std::vector<ClientCore*> dirty_;

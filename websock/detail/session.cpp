@@ -16,7 +16,7 @@ void ServerCore::run_session(std::shared_ptr<Client> client, Fd socket) {
     ClientCore& client_core = core(*client);
     client_core.owner = std::this_thread::get_id();  // sends from this thread need no wake-up
     try {
-        std::vector<std::uint8_t> read_buffer(std::max<std::size_t>(options.read_buffer_bytes, 4096));
+        ReadBuffer read_buffer(std::max<std::size_t>(options.read_buffer_bytes, 4096));
         ClientDriver driver(*this, std::move(client), std::move(socket), read_buffer);
         driver.set_eager_reread(true);
         bool stop_seen = false;
