@@ -1,0 +1,162 @@
+// WebSocketClient: one WebSocket connection to a server, the client's side of RFC 6455.
+//
+// connect() opens it on the calling thread (TCP connect, then the HTTP upgrade, each under a
+// deadline) and returns once the server's 101 has been validated. It then starts the
+// client's own I/O thread, which does everything else: it polls the socket and an eventfd,
+// parses frames, runs the callbacks (one at a time, in order), answers pings, writes what
+// was sent and runs the close handshake. The thread ends when the connection does; the
+// destructor closes the connection if it is still open and joins the thread, so no thread
+// outlives the object.
+//
+// Two ways to read: register on_message (called on the I/O thread), or leave it unset and
+// call receive(), which blocks until a message arrives, the timeout passes or the connection
+// ends.
+//
+// Threads: on_open, on_message, on_ping, on_pong and on_close run on the I/O thread;
+// on_error runs where the error happened (connect()'s failures on the thread that called
+// connect(), the rest on the I/O thread, a queue overflow on the sending thread). send*,
+// ping, close, receive, wait_closed and the queries are safe from any thread, including
+// from inside a callback. Register callbacks before connect(). Do not destroy the client
+// from inside its own callback.
+//
+//   websock::WebSocketClient client;
+//   client.on_message([](std::string_view data, websock::MessageType) { std::puts(std::string(data).c_str()); });
+//   if (!client.connect("ws://127.0.0.1:8080/chat")) return 1;   // the reason went to on_error
+//   client.send("hello");
+//   client.close();
+//   client.wait_closed();
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "websock/http.hpp"
+#include "websock/options.hpp"
+#include "websock/types.hpp"
+
+namespace websock {
+
+namespace detail {
+struct ClientConnectionCore;
+}  // namespace detail
+
+/// Every setting of a WebSocketClient, each with its default and the reason for it.
+struct ClientOptions {
+    // --- opening ---
+    Milliseconds connect_timeout{10000};    ///< TCP connect, over every address the host resolves to
+                                            ///< (name resolution itself is not bounded: getaddrinfo blocks)
+    Milliseconds handshake_timeout{10000};  ///< from TCP connected until the server's 101 is validated
+    std::size_t max_handshake_bytes = 8 * 1024;  ///< the server's status line + headers (servers send < 1 KiB)
+    bool tcp_nodelay = true;                ///< small messages go out at once (no Nagle delay)
+
+    // --- the upgrade request ---
+    std::vector<std::string> subprotocols;  ///< Sec-WebSocket-Protocol, in our order of preference;
+                                            ///< the server's choice is subprotocol()
+    bool require_subprotocol = true;        ///< having offered some, fail when the server picks none
+                                            ///< (as browsers and Node's ws do); false accepts that
+    std::string origin;                     ///< Origin header; empty: none (a browser always sends one)
+    std::string basic_auth_user;            ///< non-empty: send Authorization: Basic (RFC 7617). Over ws://
+    std::string basic_auth_password;        ///< the password crosses the network in the clear.
+                                            ///< user:password@ in the URL does the same when these are empty
+    HttpHeaders extra_headers;              ///< more request headers, e.g. {"Authorization", "Bearer ..."};
+                                            ///< the handshake's own headers cannot be replaced
+
+    // --- messages ---
+    std::size_t max_frame_bytes = 16u << 20;    ///< one received frame's payload; 1009 past it
+    std::size_t max_message_bytes = 16u << 20;  ///< a reassembled received message; 1009 past it
+    std::size_t read_buffer_bytes = 64 * 1024;  ///< one read(2) takes at most this much
+    std::size_t max_receive_queue_bytes = 64u << 20;  ///< messages waiting for receive() (no
+                                                      ///< on_message set); past it the client stops
+                                                      ///< reading, so TCP slows the server down
+
+    // --- outbound ---
+    std::size_t max_outbound_queue_bytes = 64u << 20;  ///< bytes sent but not yet written to a
+                                                        ///< slow server; above a 16 MiB message plus slack
+    QueueFullPolicy queue_full_policy = QueueFullPolicy::Close;  ///< past it: close with 1008, or drop
+
+    // --- liveness ---
+    Milliseconds ping_interval{0};     ///< ping a server silent this long; 0 (the default) turns it off
+    Milliseconds pong_timeout{10000};  ///< after such a ping, no pong or data this long: drop it (1006)
+    Milliseconds close_timeout{5000};  ///< after a close frame (ours or the server's): wait this long
+                                       ///< for the close handshake and the server's TCP close
+};
+
+/// A whole received message, for receive().
+struct Message {
+    MessageType type = MessageType::Text;
+    std::string data;
+};
+
+class WebSocketClient {
+public:
+    using OpenHandler = std::function<void()>;
+    using MessageHandler = std::function<void(std::string_view data, MessageType type)>;
+    using ErrorHandler = std::function<void(const Error& error)>;
+    using CloseHandler = std::function<void(CloseCode code, std::string_view reason)>;
+    using ControlHandler = std::function<void(std::string_view payload)>;
+
+    explicit WebSocketClient(ClientOptions options = {});
+    /// Closes the connection if it is open (1000), waits for the I/O thread to finish the
+    /// close handshake (at most about close_timeout, plus any callback still running) and
+    /// joins it.
+    ~WebSocketClient();
+    WebSocketClient(const WebSocketClient&) = delete;
+    WebSocketClient& operator=(const WebSocketClient&) = delete;
+
+    // Callbacks; every one is optional. Each returns *this so they chain.
+    WebSocketClient& on_open(OpenHandler handler);        ///< first thing the I/O thread does
+    WebSocketClient& on_message(MessageHandler handler);  ///< whole messages; none set: receive() gets them
+    WebSocketClient& on_error(ErrorHandler handler);
+    WebSocketClient& on_close(CloseHandler handler);      ///< exactly once per successful connect()
+    WebSocketClient& on_ping(ControlHandler handler);     ///< after the pong has been queued
+    WebSocketClient& on_pong(ControlHandler handler);
+
+    /// Open `ws://host[:port][/path][?query]` (host: a name, an IPv4 literal or [IPv6]).
+    /// Blocks until the server's 101 response has been validated, or until it fails:
+    /// then returns false, and on_error and last_error() say why. wss:// fails for now
+    /// ("TLS not supported yet"). A client whose connection has ended may connect again.
+    bool connect(std::string_view url);
+
+    SendResult send(std::string_view text);  ///< a text message (must be valid UTF-8)
+    SendResult send_binary(std::string_view bytes);
+    SendResult send(std::string_view data, MessageType type);
+    SendResult ping(std::string_view payload = {});  ///< at most 125 bytes (else Dropped)
+    /// Start the close handshake, after everything sent before. Queued, or Closed when the
+    /// connection is already closing or closed; a code that may not be sent (1005, 1006,
+    /// 1015, < 1000, 1016-2999) is refused with Dropped. Returns at once; see wait_closed().
+    SendResult close(CloseCode code = CloseCode::Normal, std::string_view reason = {});
+
+    /// The next message (only when no on_message is set): blocks until one arrives, the
+    /// timeout passes or the connection ends; nullopt for the last two (is_open() tells).
+    /// Messages left when the connection ends can still be taken (until the next connect()).
+    /// Inside a callback it does not wait.
+    std::optional<Message> receive(Milliseconds timeout);
+    std::optional<Message> receive();  ///< no timeout
+    /// Wait until the connection has ended and on_close has run; true if it has (also when
+    /// never connected). Inside a callback it does not wait (and says false).
+    bool wait_closed(Milliseconds timeout);
+    void wait_closed();
+
+    /// True from a successful connect() until the connection ends (just before on_close).
+    bool is_open() const noexcept;
+    /// The subprotocol the server chose, empty for none (set by connect()).
+    const std::string& subprotocol() const noexcept;
+    /// Bytes sent but not yet written to the socket.
+    std::size_t queued_bytes() const noexcept;
+    /// The last error reported to on_error (connect()'s failure reason, say); empty message if none.
+    Error last_error() const;
+    /// How the last connection ended, once on_close has run: the close code and reason.
+    std::optional<std::pair<CloseCode, std::string>> close_status() const;
+
+    const ClientOptions& options() const noexcept;
+
+private:
+    std::unique_ptr<detail::ClientConnectionCore> core_;
+};
+
+}  // namespace websock
