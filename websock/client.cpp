@@ -19,6 +19,9 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "websock/codec/client_handshake.hpp"
 #include "websock/codec/close.hpp"
@@ -102,6 +105,110 @@ public:
 
 private:
     Fd fd_;
+    std::string error_;
+};
+
+/// TLS (wss://) over a connected non-blocking socket: SNI, and the server's certificate
+/// checked against the system's CAs (or options.tls_ca_file) and the URL's host name, unless
+/// options.tls_verify is off.
+class TlsStream final : public ByteStream {
+public:
+    TlsStream(Fd fd, const std::string& host, const ClientOptions& options) : fd_(std::move(fd)) {
+        context_ = SSL_CTX_new(TLS_client_method());
+        if (context_ == nullptr) { set_openssl_error(); return; }
+        SSL_CTX_set_min_proto_version(context_, TLS1_2_VERSION);
+        SSL_CTX_set_mode(context_, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+        if (options.tls_verify) {
+            SSL_CTX_set_verify(context_, SSL_VERIFY_PEER, nullptr);
+            const bool loaded = options.tls_ca_file.empty()
+                                    ? SSL_CTX_set_default_verify_paths(context_) == 1
+                                    : SSL_CTX_load_verify_locations(context_, options.tls_ca_file.c_str(), nullptr) == 1;
+            if (!loaded) { set_openssl_error("cannot load the CA certificates"); return; }
+        }
+        ssl_ = SSL_new(context_);
+        if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_.get()) != 1) { set_openssl_error(); return; }
+        const bool is_address = host.find(':') != std::string::npos ||
+                                host.find_first_not_of("0123456789.") == std::string::npos;
+        if (!is_address) SSL_set_tlsext_host_name(ssl_, host.c_str());  // SNI takes names only
+        if (options.tls_verify) {
+            const int ok = is_address ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), host.c_str())
+                                      : SSL_set1_host(ssl_, host.c_str());
+            if (ok != 1) { set_openssl_error("cannot set the expected host name"); return; }
+        }
+        SSL_set_connect_state(ssl_);
+    }
+    ~TlsStream() override {
+        if (ssl_ != nullptr) SSL_free(ssl_);
+        if (context_ != nullptr) SSL_CTX_free(context_);
+    }
+
+    int fd() const noexcept override { return fd_.get(); }
+
+    Result handshake() override {
+        if (!error_.empty() || ssl_ == nullptr) return {Status::Error, 0};
+        ERR_clear_error();
+        const int rc = SSL_do_handshake(ssl_);
+        if (rc == 1) return {Status::Ok, 0};
+        const auto result = classify(rc);
+        if (result.status == Status::Error && SSL_get_verify_result(ssl_) != X509_V_OK)
+            error_ = fmt::format("certificate verification failed: {}",
+                                 X509_verify_cert_error_string(SSL_get_verify_result(ssl_)));
+        return result.status == Status::Eof ? Result{Status::Error, 0} : result;
+    }
+
+    Result read(char* data, std::size_t size) override {
+        ERR_clear_error();
+        const int got = SSL_read(ssl_, data, static_cast<int>(std::min<std::size_t>(size, 1u << 30)));
+        if (got > 0) return {Status::Ok, static_cast<std::size_t>(got)};
+        return classify(got);
+    }
+
+    Result write(const char* data, std::size_t size) override {
+        ERR_clear_error();
+        const int sent = SSL_write(ssl_, data, static_cast<int>(std::min<std::size_t>(size, 1u << 30)));
+        if (sent > 0) return {Status::Ok, static_cast<std::size_t>(sent)};
+        return classify(sent);
+    }
+
+    bool has_buffered_input() const noexcept override { return ssl_ != nullptr && SSL_pending(ssl_) > 0; }
+
+    void shutdown_write() noexcept override {
+        if (ssl_ != nullptr) {
+            ERR_clear_error();
+            SSL_shutdown(ssl_);
+        }
+        ::shutdown(fd_.get(), SHUT_WR);
+    }
+
+    std::string error() const override { return error_.empty() ? std::string("TLS failure") : error_; }
+
+private:
+    void set_openssl_error(std::string_view what = "TLS setup failed") {
+        char buffer[256] = "unknown";
+        if (const unsigned long code = ERR_get_error()) ERR_error_string_n(code, buffer, sizeof buffer);
+        error_ = fmt::format("{}: {}", what, buffer);
+    }
+
+    Result classify(int rc) {
+        switch (SSL_get_error(ssl_, rc)) {
+            case SSL_ERROR_WANT_READ: return {Status::WantRead, 0};
+            case SSL_ERROR_WANT_WRITE: return {Status::WantWrite, 0};
+            case SSL_ERROR_ZERO_RETURN: return {Status::Eof, 0};
+            case SSL_ERROR_SYSCALL:
+                if (ERR_peek_error() == 0) {
+                    if (rc == 0 || errno == 0) return {Status::Eof, 0};
+                    if (errno == EAGAIN || errno == EINTR) return {Status::WantRead, 0};
+                    error_ = std::strerror(errno);
+                    return {Status::Error, 0};
+                }
+                [[fallthrough]];
+            default: set_openssl_error("TLS error"); return {Status::Error, 0};
+        }
+    }
+
+    Fd fd_;
+    SSL_CTX* context_ = nullptr;
+    SSL* ssl_ = nullptr;
     std::string error_;
 };
 
@@ -661,6 +768,7 @@ std::unique_ptr<ByteStream> connect_tcp(const codec::WebSocketUrl& url, const Cl
             continue;
         }
         if (options.tcp_nodelay) set_tcp_nodelay(fd.get());
+        if (url.secure) return std::make_unique<TlsStream>(std::move(fd), url.host, options);
         return std::make_unique<TcpStream>(std::move(fd));
     }
     failure = {ErrorKind::Io, fmt::format("cannot connect to {}: {}", endpoint(url.host, url.port), last_error)};
@@ -745,7 +853,6 @@ bool WebSocketClient::connect(std::string_view url) {
     std::string error;
     const auto parsed = codec::parse_websocket_url(url, error);
     if (!parsed) return fail(ErrorKind::Handshake, fmt::format("bad URL '{}': {}", url, error));
-    if (parsed->secure) return fail(ErrorKind::Tls, fmt::format("TLS not supported yet: cannot open {} (use ws://)", url));
 
     const auto& options = core.options;
     codec::UpgradeRequest request;
@@ -780,7 +887,7 @@ bool WebSocketClient::connect(std::string_view url) {
                     fmt::format("{}: {} within handshake_timeout ({} ms)", where, what, options.handshake_timeout.count()));
     };
 
-    // The stream's own handshake (TLS, one day); plain TCP has none.
+    // The stream's own handshake (TLS); plain TCP has none.
     for (;;) {
         const auto result = stream->handshake();
         if (result.status == ByteStream::Status::Ok) break;

@@ -54,6 +54,10 @@ struct ClientOptions {
     std::size_t max_handshake_bytes = 8 * 1024;  ///< the server's status line + headers (servers send < 1 KiB)
     bool tcp_nodelay = true;                ///< small messages go out at once (no Nagle delay)
 
+    // --- wss:// ---
+    bool tls_verify = true;      ///< check the server's certificate chain and host name (turn off only for tests)
+    std::string tls_ca_file;     ///< PEM file of trusted CAs; empty: the system's (/etc/ssl/certs)
+
     // --- the upgrade request ---
     std::vector<std::string> subprotocols;  ///< Sec-WebSocket-Protocol, in our order of preference;
                                             ///< the server's choice is subprotocol()
@@ -118,8 +122,9 @@ public:
 
     /// Open `ws://host[:port][/path][?query]` (host: a name, an IPv4 literal or [IPv6]).
     /// Blocks until the server's 101 response has been validated, or until it fails:
-    /// then returns false, and on_error and last_error() say why. wss:// fails for now
-    /// ("TLS not supported yet"). A client whose connection has ended may connect again.
+    /// then returns false, and on_error and last_error() say why. wss:// runs TLS 1.2 or 1.3
+    /// and checks the server's certificate (see ClientOptions::tls_verify). A client whose
+    /// connection has ended may connect again.
     bool connect(std::string_view url);
 
     SendResult send(std::string_view text);  ///< a text message (must be valid UTF-8)

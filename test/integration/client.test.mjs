@@ -7,9 +7,12 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 
 import { WebSocketServer } from 'ws';
@@ -1048,15 +1051,6 @@ describe('client: opening errors', () => {
         });
     });
 
-    it('refuses wss:// for now', async () => {
-        await withProbe(`wss://${HOST}:1/`, [], async (probe) => {
-            const connect = await probe.connectFailed();
-            assert.equal(connect.kind, 'tls');
-            assert.match(connect.error, /TLS not supported yet/);
-            await probe.finish();
-        });
-    });
-
     it('refuses bad URLs before connecting', async () => {
         for (const [url, pattern] of [
             ['http://127.0.0.1/', /scheme/],
@@ -1069,6 +1063,78 @@ describe('client: opening errors', () => {
                 assert.match(connect.error, pattern);
                 await probe.finish();
             });
+        }
+    });
+});
+
+describe('client over wss://', () => {
+    let dir;
+    let certFile;
+    let echo;
+    before(async () => {
+        dir = mkdtempSync(path.join(os.tmpdir(), 'websock-client-tls-'));
+        certFile = path.join(dir, 'cert.pem');
+        execFileSync('openssl', [
+            'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+            '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+            '-keyout', path.join(dir, 'key.pem'), '-out', certFile,
+        ], { stdio: 'ignore' });
+        echo = await startServer('websock-echo', ['--tls-cert', certFile, '--tls-key', path.join(dir, 'key.pem')]);
+    });
+    after(async () => {
+        if (echo) await echo.stop();
+        if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('round-trips against websock-echo, trusting the test CA', async () => {
+        await withProbe(`wss://${HOST}:${echo.port}/`, ['--ca-file', certFile], async (probe) => {
+            await probe.connected();
+            await probe.next('open');
+            probe.send('over tls');
+            await probe.expectMessage('over tls');
+            const big = Buffer.alloc(MiB, 7);
+            probe.send(big);
+            await probe.expectMessage(big, { timeout: ms(10000) });
+            await probe.finish();
+            assert.equal((await probe.next('close')).code, 1000);
+        });
+    });
+
+    it('refuses a certificate it cannot verify, or one for another host', async () => {
+        await withProbe(`wss://${HOST}:${echo.port}/`, [], async (probe) => {
+            const failed = await probe.connectFailed();
+            assert.match(JSON.stringify(failed), /certificate/i);
+            await probe.finish();
+        });
+        await withProbe(`wss://localhost:${echo.port}/`, ['--ca-file', certFile], async (probe) => {
+            await probe.connected();  // the certificate names localhost too
+            await probe.finish();
+        });
+    });
+
+    it('connects with verification off (--insecure), and to a Node ws server over https', async () => {
+        await withProbe(`wss://${HOST}:${echo.port}/`, ['--insecure'], async (probe) => {
+            await probe.connected();
+            await probe.next('open');
+            probe.send('insecure but encrypted');
+            await probe.expectMessage('insecure but encrypted');
+            await probe.finish();
+        });
+        const httpsServer = https.createServer({ cert: readFileSync(certFile), key: readFileSync(path.join(dir, 'key.pem')) });
+        const wss = new WebSocketServer({ server: httpsServer });
+        wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+        await new Promise((resolve) => httpsServer.listen(0, HOST, resolve));
+        try {
+            await withProbe(`wss://${HOST}:${httpsServer.address().port}/`, ['--ca-file', certFile], async (probe) => {
+                await probe.connected();
+                await probe.next('open');
+                probe.send('to node over tls');
+                await probe.expectMessage('to node over tls');
+                await probe.finish();
+            });
+        } finally {
+            for (const client of wss.clients) client.terminate();
+            await new Promise((resolve) => httpsServer.close(resolve));
         }
     });
 });

@@ -3,6 +3,7 @@
 // server, Node's ws server and raw sockets.
 //
 //   client_probe URL [--protocol P]... [--no-require-subprotocol] [--origin O] [--user U]
+//                [--ca-file PEM] [--insecure]
 //                [--password P] [--header 'Name: value']... [--receive-mode]
 //                [--ping-interval MS] [--pong-timeout MS] [--close-timeout MS]
 //                [--connect-timeout MS] [--handshake-timeout MS] [--max-message-bytes N]
@@ -153,6 +154,8 @@ int main(int argc, char** argv) {
         if (arg == "--protocol" && has_value) options.subprotocols.emplace_back(argv[++i]);
         else if (arg == "--no-require-subprotocol") options.require_subprotocol = false;
         else if (arg == "--origin" && has_value) options.origin = argv[++i];
+        else if (arg == "--ca-file" && has_value) options.tls_ca_file = argv[++i];
+        else if (arg == "--insecure") options.tls_verify = false;
         else if (arg == "--user" && has_value) options.basic_auth_user = argv[++i];
         else if (arg == "--password" && has_value) options.basic_auth_password = argv[++i];
         else if (arg == "--header" && has_value) {
