@@ -90,12 +90,6 @@ struct ClientOptions {
                                        ///< for the close handshake and the server's TCP close
 };
 
-/// A whole received message, for receive().
-struct Message {
-    MessageType type = MessageType::Text;
-    std::string data;
-};
-
 class WebSocketClient {
 public:
     using OpenHandler = std::function<void()>;

@@ -32,12 +32,6 @@ struct Frame {
     std::string payload;
 };
 
-/// One whole message.
-struct Message {
-    MessageType type = MessageType::Text;
-    std::string data;
-};
-
 class FrameStream {
 public:
     /// Take ownership of a connected socket that already speaks WebSocket (after your own

@@ -51,6 +51,12 @@ enum class ErrorKind : std::uint8_t {
     Tls,        ///< the TLS layer failed
 };
 
+/// A whole message, as receive() and read_message() hand it over.
+struct Message {
+    MessageType type = MessageType::Text;
+    std::string data;
+};
+
 struct Error {
     ErrorKind kind;
     std::string message;
