@@ -41,6 +41,11 @@ bool Connection::on_frame_header(const codec::FrameHeader& header) {
             fail(CloseCode::ProtocolError, "continuation frame without a message to continue");
             return false;
         }
+        // RFC 7692 section 6.1: RSV1 belongs to a message's first frame only.
+        if (deflate_ && (header.rsv & codec::kRsv1) != 0) {
+            fail(CloseCode::ProtocolError, "RSV1 set on a continuation frame");
+            return false;
+        }
     } else {
         if (in_message_) {
             fail(CloseCode::ProtocolError, "new message started inside a fragmented message");
@@ -50,12 +55,16 @@ bool Connection::on_frame_header(const codec::FrameHeader& header) {
         message_type_ = header.opcode == Opcode::Text ? MessageType::Text : MessageType::Binary;
         message_.clear();
         utf8_.reset();
+        // RSV1 means "compressed" when permessage-deflate owns it (another extension may not).
+        message_compressed_ = deflate_ != nullptr && (header.rsv & codec::kRsv1) != 0;
         // The common case, an unfragmented message, is delivered straight from the read
         // buffer when its payload arrives in one piece.
-        frame_in_place_ = header.fin;
+        frame_in_place_ = header.fin && !message_compressed_;
         in_place_view_ = {};
     }
-    if (message_.size() + header.payload_length > options_.max_message_bytes) {
+    // A compressed message is measured by what it inflates to, as it inflates (the frame
+    // limit still bounds the compressed bytes).
+    if (!message_compressed_ && message_.size() + header.payload_length > options_.max_message_bytes) {
         fail(CloseCode::MessageTooBig, "message too big");
         return false;
     }
@@ -67,6 +76,7 @@ bool Connection::on_frame_payload(std::uint8_t* data, std::size_t size) {
         control_.append(reinterpret_cast<const char*>(data), size);
         return true;
     }
+    if (message_compressed_) return inflate({reinterpret_cast<const char*>(data), size}, false);
     // Section 8.1: fail as soon as the text cannot be valid UTF-8, not at the message end.
     if (message_type_ == MessageType::Text && !utf8_.feed(data, size)) {
         fail(CloseCode::InvalidPayload, "text message is not valid UTF-8");
@@ -106,6 +116,7 @@ bool Connection::on_frame_end(const codec::FrameHeader& header) {
         return state_ != State::Closed;
     }
     if (!header.fin) return true;
+    if (message_compressed_ && !inflate({}, true)) return false;
     if (message_type_ == MessageType::Text && !utf8_.complete()) {
         fail(CloseCode::InvalidPayload, "text message ends inside a UTF-8 sequence");
         return false;
@@ -119,6 +130,31 @@ bool Connection::on_frame_end(const codec::FrameHeader& header) {
     if (message_.capacity() > (1u << 20)) std::string().swap(message_);
     else message_.clear();
     return state_ != State::Closed;
+}
+
+bool Connection::inflate(std::string_view piece, bool final) {
+    const std::size_t before = message_.size();
+    const auto status = deflate_->decompress(piece, final, message_, options_.max_message_bytes);
+    if (status == codec::InflateStatus::TooBig) {
+        fail(CloseCode::MessageTooBig, "message too big once inflated");
+        return false;
+    }
+    if (status == codec::InflateStatus::Corrupt) {
+        fail(CloseCode::InvalidPayload, "invalid compressed data");
+        return false;
+    }
+    // Section 8.1 on the inflated text, piece by piece: still fail fast.
+    if (message_type_ == MessageType::Text &&
+        !utf8_.feed(reinterpret_cast<const std::uint8_t*>(message_.data()) + before, message_.size() - before)) {
+        fail(CloseCode::InvalidPayload, "text message is not valid UTF-8");
+        return false;
+    }
+    return true;
+}
+
+void Connection::enable_deflate(std::unique_ptr<codec::PerMessageDeflate> deflate) {
+    deflate_ = std::move(deflate);
+    decoder_.set_allowed_rsv(deflate_ ? codec::kRsv1 : 0);
 }
 
 void Connection::handle_close_frame(std::string_view payload) {
@@ -140,34 +176,41 @@ void Connection::handle_close_frame(std::string_view payload) {
     if (handler_) handler_->on_peer_close(parsed.code, parsed.reason);
 }
 
-void Connection::append_frame(Opcode opcode, bool fin, std::string_view payload) {
+void Connection::append_frame(Opcode opcode, bool fin, std::string_view payload, std::uint8_t rsv) {
     if (options_.role == codec::Role::Client) {
         // Section 5.3: a fresh, unpredictable masking key for every client frame.
         std::uint8_t mask[4];
         if (RAND_bytes(mask, sizeof mask) != 1) {
             for (auto& byte : mask) byte = 0x5A;  // never reached with a working OpenSSL
         }
-        codec::append_frame(output_, opcode, fin, payload, mask);
+        codec::append_frame(output_, opcode, fin, payload, mask, rsv);
     } else {
-        codec::append_frame(output_, opcode, fin, payload);
+        codec::append_frame(output_, opcode, fin, payload, nullptr, rsv);
     }
 }
 
 bool Connection::send_message(std::string_view data, MessageType type) {
-    if (close_sent_) return false;
-    append_frame(type == MessageType::Text ? Opcode::Text : Opcode::Binary, true, data);
-    return true;
+    return send_fragmented(data, type, 0);
 }
 
 bool Connection::send_fragmented(std::string_view data, MessageType type, std::size_t fragment_size) {
     if (close_sent_) return false;
-    if (fragment_size == 0) fragment_size = data.size();
+    std::uint8_t rsv = 0;
+    if (deflate_) {
+        compressed_.clear();
+        if (deflate_->compress(data, compressed_)) {
+            data = compressed_;
+            rsv = codec::kRsv1;  // on the first frame only (RFC 7692 section 6)
+        }
+    }
+    if (fragment_size == 0) fragment_size = std::max<std::size_t>(data.size(), 1);
     Opcode opcode = type == MessageType::Text ? Opcode::Text : Opcode::Binary;
     do {
         const std::string_view piece = data.substr(0, fragment_size);
         data.remove_prefix(piece.size());
-        append_frame(opcode, data.empty(), piece);
+        append_frame(opcode, data.empty(), piece, rsv);
         opcode = Opcode::Continuation;
+        rsv = 0;
     } while (!data.empty());
     return true;
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "websock/codec/deflate.hpp"
 #include "websock/handshake_policy.hpp"
 
 namespace websock {
@@ -57,6 +58,10 @@ struct ServerOptions {
     std::size_t max_http_body_bytes = 1 << 20;   ///< bodies of plain HTTP requests; 413 past it
 
     // --- messages ---
+    /// permessage-deflate (RFC 7692): off unless `deflate.enabled`. Messages under
+    /// `deflate.min_compress_bytes` go out uncompressed, and so do frames made once for many
+    /// clients (send_encoded, send_all). Costs about 300 KiB of zlib state per client that uses it.
+    codec::DeflateOptions deflate;
     std::size_t max_frame_bytes = 16u << 20;    ///< one frame's payload; 1009 past it
     std::size_t max_message_bytes = 16u << 20;  ///< a reassembled message; 1009 past it
     std::size_t read_buffer_bytes = 64 * 1024;  ///< one read(2) takes at most this much

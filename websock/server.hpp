@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "websock/codec/frame.hpp"
 #include "websock/handshake_policy.hpp"
 #include "websock/http.hpp"
 #include "websock/options.hpp"
@@ -70,6 +71,7 @@ private:
     friend struct detail::ClientCore;
     friend struct detail::ServerCore;
     explicit Client(std::unique_ptr<detail::ClientCore> core);
+    SendResult send_compressed(std::string_view data, codec::Opcode opcode);
     std::unique_ptr<detail::ClientCore> core_;
 };
 

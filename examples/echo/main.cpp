@@ -2,7 +2,7 @@
 // benchmarks use it.
 //
 //   websock-echo [--host 127.0.0.1] [--port 9001] [--max-message-bytes 16777216]
-//                [--engine threads|event] [--tls-cert PEM --tls-key PEM] [--quiet]
+//                [--engine threads|event] [--tls-cert PEM --tls-key PEM] [--no-deflate] [--quiet]
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
     websock::ServerOptions options;
     options.port = 9001;
     options.handle_signals = true;  // SIGINT/SIGTERM: close everyone with 1001 and exit 0
+    options.deflate.enabled = true;  // permessage-deflate for clients that offer it (--no-deflate: off)
     bool quiet = false;
     // The engine: thread per client (the default) or one event loop; WEBSOCK_ENGINE=event
     // sets the default so a whole test suite can run against either.
@@ -32,6 +33,8 @@ int main(int argc, char** argv) {
             options.tls.certificate_file = argv[++i];
         } else if (arg == "--tls-key" && has_value) {
             options.tls.private_key_file = argv[++i];
+        } else if (arg == "--no-deflate") {
+            options.deflate.enabled = false;
         } else if (arg == "--quiet") {
             quiet = true;
         } else if (arg == "--engine" && has_value) {
@@ -43,7 +46,7 @@ int main(int argc, char** argv) {
                 return 2;
             }
         } else {
-            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--engine threads|event]\n       [--tls-cert PEM --tls-key PEM] [--quiet]\n", argv[0]);
+            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--engine threads|event]\n       [--tls-cert PEM --tls-key PEM] [--no-deflate] [--quiet]\n", argv[0]);
             return arg == "--help" ? 0 : 2;
         }
     }

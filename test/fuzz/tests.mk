@@ -11,7 +11,7 @@
 #   build/fuzz/bin/fuzz_frame build/fuzz/artifacts/fuzz_frame-crash-<sha1>
 # To fuzz longer: make BUILD=fuzz fuzz-smoke FUZZ_TIME=600
 
-FUZZ_TARGETS := fuzz_frame fuzz_handshake fuzz_utf8
+FUZZ_TARGETS := fuzz_frame fuzz_handshake fuzz_utf8 fuzz_deflate
 FUZZ_TIME ?= 60
 FUZZ_RSS_MB ?= 2048
 FUZZ_FLAGS ?=

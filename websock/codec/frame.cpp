@@ -66,7 +66,13 @@ bool FrameDecoder::parse_header(std::size_t& need) noexcept {
         if (length >> 63) return fail(CloseCode::ProtocolError, "64-bit length has its top bit set");
         if (length <= 0xFFFF) return fail(CloseCode::ProtocolError, "length not minimally encoded");
     }
-    if (length > options_.max_frame_payload) return fail(CloseCode::MessageTooBig, "frame too big");
+    // A compressed frame (RSV1, RFC 7692) may be a little larger than what it inflates to:
+    // incompressible data costs DEFLATE about 5 bytes per 64 KiB. The inflated size is
+    // checked against the message limit as it inflates.
+    const std::uint64_t limit = (rsv & kRsv1) != 0 && (options_.allowed_rsv & kRsv1) != 0
+                                    ? options_.max_frame_payload + options_.max_frame_payload / 256 + 1024
+                                    : options_.max_frame_payload;
+    if (length > limit) return fail(CloseCode::MessageTooBig, "frame too big");
 
     header_.fin = (b0 & 0x80) != 0;
     header_.rsv = rsv;

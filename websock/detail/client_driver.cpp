@@ -309,6 +309,20 @@ void ClientDriver::handle_request(codec::HttpRequestParser& parser) {
     counted_ = true;
     HttpHeaders headers;
     if (!decision.subprotocol.empty()) headers.emplace_back("Sec-WebSocket-Protocol", decision.subprotocol);
+    if (options.deflate.enabled) {
+        // RFC 7692 section 5: accept the first acceptable offer; a header that does not parse,
+        // or no acceptable offer, means no extension (never a broken response).
+        const std::string offered = request.header_joined("Sec-WebSocket-Extensions");
+        const auto parsed = codec::parse_extensions(offered);
+        if (parsed.ok()) {
+            if (auto agreement = codec::negotiate_server(parsed.offers, options.deflate)) {
+                headers.emplace_back("Sec-WebSocket-Extensions", agreement->response_header());
+                connection_.enable_deflate(
+                    std::make_unique<codec::PerMessageDeflate>(codec::Role::Server, *agreement, options.deflate));
+                core_.deflate = std::make_unique<codec::PerMessageDeflate>(codec::Role::Server, *agreement, options.deflate);
+            }
+        }
+    }
     for (auto& header : decision.headers) headers.push_back(std::move(header));
     core_.subprotocol = std::move(decision.subprotocol);
     open_websocket(check.key, std::move(request), headers);

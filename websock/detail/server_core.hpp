@@ -27,6 +27,10 @@ struct ClientCore {
     std::string peer;
     HttpRequest request;
     std::string subprotocol;
+    // permessage-deflate, when agreed: the compressor, used under `mutex` by whichever thread
+    // sends, so that messages are compressed in the order they are queued.
+    std::unique_ptr<codec::PerMessageDeflate> deflate;
+    std::string compress_scratch;  // (guarded)
     std::any user_data;
     std::thread::id owner;  // the client thread: sends from it need no wake-up
     Waker waker;            // wakes the client thread's poll()
