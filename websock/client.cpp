@@ -243,6 +243,7 @@ struct ClientConnectionCore {
     // Set by connect() before the I/O thread starts; the thread owns them until it ends.
     std::unique_ptr<ByteStream> stream;
     std::string leftover;     // bytes that followed the 101's header block
+    std::optional<codec::DeflateAgreement> deflate;  // permessage-deflate, when the server agreed
     std::string subprotocol;  // read by subprotocol() from any thread
 
     mutable std::mutex mutex;
@@ -349,7 +350,11 @@ public:
           stream_(std::move(core.stream)),
           connection_(ConnectionOptions{codec::Role::Client, core.options.max_frame_bytes,
                                         core.options.max_message_bytes, true}),
-          read_buffer_(std::max<std::size_t>(core.options.read_buffer_bytes, 4096)) {}
+          read_buffer_(std::max<std::size_t>(core.options.read_buffer_bytes, 4096)) {
+        if (core.deflate)
+            connection_.enable_deflate(
+                std::make_unique<codec::PerMessageDeflate>(codec::Role::Client, *core.deflate, core.options.deflate));
+    }
 
     void run();
 
@@ -863,6 +868,8 @@ bool WebSocketClient::connect(std::string_view url) {
     request.origin = options.origin;
     request.subprotocols = options.subprotocols;
     request.extra_headers = options.extra_headers;
+    const std::string deflate_offer = codec::make_client_offer(options.deflate);  // empty unless enabled
+    if (!deflate_offer.empty()) request.extensions.push_back(deflate_offer);
     if (!options.basic_auth_user.empty()) request.basic_auth.emplace(options.basic_auth_user, options.basic_auth_password);
     else if (parsed->has_userinfo) request.basic_auth.emplace(parsed->user, parsed->password);
     if (const auto problem = codec::validate_upgrade_request(request); !problem.empty())
@@ -937,9 +944,16 @@ bool WebSocketClient::connect(std::string_view url) {
             return timed_out(got_any ? "the answer to the upgrade request did not complete" : "no answer to the upgrade request");
     }
 
-    const codec::UpgradeOffer offer{key, options.subprotocols, {}, options.require_subprotocol};
+    std::vector<std::string> offered_extensions;
+    if (!deflate_offer.empty()) offered_extensions.emplace_back(codec::kPermessageDeflate);
+    const codec::UpgradeOffer offer{key, options.subprotocols, offered_extensions, options.require_subprotocol};
     const auto check = codec::check_upgrade_response(parser.response(), offer);
     if (!check.ok) return fail(ErrorKind::Handshake, fmt::format("{}: {}", where, check.error));
+    // RFC 7692 section 5.1 / 7.1: a response we did not ask for fails the connection.
+    const auto deflate = codec::accept_client_response(check.extensions, options.deflate);
+    if (!deflate.ok())
+        return fail(ErrorKind::Handshake, fmt::format("{}: bad permessage-deflate response: {}", where, deflate.error));
+    core.deflate = deflate.agreement;
 
     // Open: the stream now belongs to a new I/O thread.
     core.stream = std::move(stream);

@@ -35,6 +35,7 @@
 #include <string_view>
 #include <vector>
 
+#include "websock/codec/deflate.hpp"
 #include "websock/http.hpp"
 #include "websock/options.hpp"
 #include "websock/types.hpp"
@@ -53,6 +54,10 @@ struct ClientOptions {
     Milliseconds handshake_timeout{10000};  ///< from TCP connected until the server's 101 is validated
     std::size_t max_handshake_bytes = 8 * 1024;  ///< the server's status line + headers (servers send < 1 KiB)
     bool tcp_nodelay = true;                ///< small messages go out at once (no Nagle delay)
+
+    /// permessage-deflate (RFC 7692): offered when `deflate.enabled`; the server's answer is
+    /// checked, and a response we did not ask for fails the connect.
+    codec::DeflateOptions deflate;
 
     // --- wss:// ---
     bool tls_verify = true;      ///< check the server's certificate chain and host name (turn off only for tests)

@@ -1138,3 +1138,41 @@ describe('client over wss://', () => {
         }
     });
 });
+
+describe('client with permessage-deflate', () => {
+    it('offers it when asked, and round-trips compressed messages with websock-echo', async () => {
+        const echo = await startServer('websock-echo');
+        try {
+            await withProbe(`ws://${HOST}:${echo.port}/`, ['--deflate'], async (probe) => {
+                await probe.connected();
+                await probe.next('open');
+                for (const text of ['short', 'compressible '.repeat(2000), 'x'.repeat(100000)]) {
+                    probe.send(text);
+                    await probe.expectMessage(text);
+                }
+                await probe.finish();
+            });
+        } finally {
+            await echo.stop();
+        }
+    });
+
+    it('a Node ws server with perMessageDeflate agrees, and reads what the client compressed', async () => {
+        const server = await startWsServer({ perMessageDeflate: { threshold: 0 } });
+        try {
+            await withProbe(server.url, ['--deflate'], async (probe) => {
+                await probe.connected();
+                await probe.next('open');
+                const text = 'the same words again and again '.repeat(300);
+                probe.send(text);
+                await probe.expectMessage(text);
+                const connection = await server.connection();
+                assert.match(connection.request.headers['sec-websocket-extensions'], /permessage-deflate/);
+                assert.equal(connection.messages[0].data.toString(), text);
+                await probe.finish();
+            });
+        } finally {
+            await server.close();
+        }
+    });
+});

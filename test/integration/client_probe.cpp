@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
         else if (arg == "--origin" && has_value) options.origin = argv[++i];
         else if (arg == "--ca-file" && has_value) options.tls_ca_file = argv[++i];
         else if (arg == "--insecure") options.tls_verify = false;
+        else if (arg == "--deflate") options.deflate.enabled = true;
         else if (arg == "--user" && has_value) options.basic_auth_user = argv[++i];
         else if (arg == "--password" && has_value) options.basic_auth_password = argv[++i];
         else if (arg == "--header" && has_value) {
