@@ -1,7 +1,7 @@
 // websock-chat: a chat room. Serves its page over HTTP and the chat over WebSocket on the
 // same port.
 //
-//   websock-chat [--host 127.0.0.1] [--port 8467] [--web-root DIR]
+//   websock-chat [--host 127.0.0.1] [--port 8467] [--web-root DIR] [--tls-cert PEM --tls-key PEM]
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -69,8 +69,10 @@ int main(int argc, char** argv) {
         if (arg == "--host" && has_value) options.host = argv[++i];
         else if (arg == "--port" && has_value) options.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
         else if (arg == "--web-root" && has_value) web_root = argv[++i];
+        else if (arg == "--tls-cert" && has_value) options.tls.certificate_file = argv[++i];  // serve https:// and wss://
+        else if (arg == "--tls-key" && has_value) options.tls.private_key_file = argv[++i];
         else {
-            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--web-root DIR]\n", argv[0]);
+            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--web-root DIR] [--tls-cert PEM --tls-key PEM]\n", argv[0]);
             return arg == "--help" ? 0 : 2;
         }
     }
@@ -138,7 +140,7 @@ int main(int argc, char** argv) {
 
     if (!server.listen()) return 1;
     fmt::print("listening on {}:{}\n", options.host, server.port());
-    fmt::print("chat room at http://{}:{}/\n", options.host, server.port());
+    fmt::print("chat room at {}://{}:{}/\n", options.tls.enabled() ? "https" : "http", options.host, server.port());
     std::fflush(stdout);
     return server.serve_forever() ? 0 : 1;
 }
