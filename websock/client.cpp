@@ -352,8 +352,8 @@ public:
                                         core.options.max_message_bytes, true}),
           read_buffer_(std::max<std::size_t>(core.options.read_buffer_bytes, 4096)) {
         if (core.deflate)
-            connection_.enable_deflate(
-                std::make_unique<codec::PerMessageDeflate>(codec::Role::Client, *core.deflate, core.options.deflate));
+            connection_.set_extension(make_permessage_deflate(codec::Role::Client, *core.deflate, core.options.deflate),
+                                      make_permessage_deflate(codec::Role::Client, *core.deflate, core.options.deflate));
     }
 
     void run();

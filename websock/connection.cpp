@@ -41,8 +41,8 @@ bool Connection::on_frame_header(const codec::FrameHeader& header) {
             fail(CloseCode::ProtocolError, "continuation frame without a message to continue");
             return false;
         }
-        // RFC 7692 section 6.1: RSV1 belongs to a message's first frame only.
-        if (deflate_ && (header.rsv & codec::kRsv1) != 0) {
+        // RFC 7692 section 6.1: the extension's RSV bits belong to a message's first frame only.
+        if (extension_rsv_ != 0 && (header.rsv & extension_rsv_) != 0) {
             fail(CloseCode::ProtocolError, "RSV1 set on a continuation frame");
             return false;
         }
@@ -55,16 +55,16 @@ bool Connection::on_frame_header(const codec::FrameHeader& header) {
         message_type_ = header.opcode == Opcode::Text ? MessageType::Text : MessageType::Binary;
         message_.clear();
         utf8_.reset();
-        // RSV1 means "compressed" when permessage-deflate owns it (another extension may not).
-        message_compressed_ = deflate_ != nullptr && (header.rsv & codec::kRsv1) != 0;
+        // The negotiated extension's RSV bits mark a message it must decode.
+        message_encoded_ = incoming_ != nullptr && (header.rsv & extension_rsv_) != 0;
         // The common case, an unfragmented message, is delivered straight from the read
         // buffer when its payload arrives in one piece.
-        frame_in_place_ = header.fin && !message_compressed_;
+        frame_in_place_ = header.fin && !message_encoded_;
         in_place_view_ = {};
     }
     // A compressed message is measured by what it inflates to, as it inflates (the frame
     // limit still bounds the compressed bytes).
-    if (!message_compressed_ && message_.size() + header.payload_length > options_.max_message_bytes) {
+    if (!message_encoded_ && message_.size() + header.payload_length > options_.max_message_bytes) {
         fail(CloseCode::MessageTooBig, "message too big");
         return false;
     }
@@ -76,7 +76,7 @@ bool Connection::on_frame_payload(std::uint8_t* data, std::size_t size) {
         control_.append(reinterpret_cast<const char*>(data), size);
         return true;
     }
-    if (message_compressed_) return inflate({reinterpret_cast<const char*>(data), size}, false);
+    if (message_encoded_) return decode({reinterpret_cast<const char*>(data), size}, false);
     // Section 8.1: fail as soon as the text cannot be valid UTF-8, not at the message end.
     if (message_type_ == MessageType::Text && !utf8_.feed(data, size)) {
         fail(CloseCode::InvalidPayload, "text message is not valid UTF-8");
@@ -116,7 +116,7 @@ bool Connection::on_frame_end(const codec::FrameHeader& header) {
         return state_ != State::Closed;
     }
     if (!header.fin) return true;
-    if (message_compressed_ && !inflate({}, true)) return false;
+    if (message_encoded_ && !decode({}, true)) return false;
     if (message_type_ == MessageType::Text && !utf8_.complete()) {
         fail(CloseCode::InvalidPayload, "text message ends inside a UTF-8 sequence");
         return false;
@@ -132,18 +132,18 @@ bool Connection::on_frame_end(const codec::FrameHeader& header) {
     return state_ != State::Closed;
 }
 
-bool Connection::inflate(std::string_view piece, bool final) {
+bool Connection::decode(std::string_view piece, bool final) {
     const std::size_t before = message_.size();
-    const auto status = deflate_->decompress(piece, final, message_, options_.max_message_bytes);
-    if (status == codec::InflateStatus::TooBig) {
-        fail(CloseCode::MessageTooBig, "message too big once inflated");
+    const auto status = incoming_->decode(piece, final, message_, options_.max_message_bytes);
+    if (status == ExtensionStatus::TooBig) {
+        fail(CloseCode::MessageTooBig, "message too big once decoded");
         return false;
     }
-    if (status == codec::InflateStatus::Corrupt) {
-        fail(CloseCode::InvalidPayload, "invalid compressed data");
+    if (status == ExtensionStatus::Invalid) {
+        fail(CloseCode::InvalidPayload, "invalid extension data");
         return false;
     }
-    // Section 8.1 on the inflated text, piece by piece: still fail fast.
+    // Section 8.1 on the decoded text, piece by piece: still fail fast.
     if (message_type_ == MessageType::Text &&
         !utf8_.feed(reinterpret_cast<const std::uint8_t*>(message_.data()) + before, message_.size() - before)) {
         fail(CloseCode::InvalidPayload, "text message is not valid UTF-8");
@@ -152,9 +152,11 @@ bool Connection::inflate(std::string_view piece, bool final) {
     return true;
 }
 
-void Connection::enable_deflate(std::unique_ptr<codec::PerMessageDeflate> deflate) {
-    deflate_ = std::move(deflate);
-    decoder_.set_allowed_rsv(deflate_ ? codec::kRsv1 : 0);
+void Connection::set_extension(std::unique_ptr<Extension> incoming, std::unique_ptr<Extension> outgoing) {
+    incoming_ = std::move(incoming);
+    outgoing_ = std::move(outgoing);
+    extension_rsv_ = incoming_ ? incoming_->rsv_bits() : outgoing_ ? outgoing_->rsv_bits() : 0;
+    decoder_.set_allowed_rsv(incoming_ ? extension_rsv_ : 0);
 }
 
 void Connection::handle_close_frame(std::string_view payload) {
@@ -196,11 +198,11 @@ bool Connection::send_message(std::string_view data, MessageType type) {
 bool Connection::send_fragmented(std::string_view data, MessageType type, std::size_t fragment_size) {
     if (close_sent_) return false;
     std::uint8_t rsv = 0;
-    if (deflate_) {
-        compressed_.clear();
-        if (deflate_->compress(data, compressed_)) {
-            data = compressed_;
-            rsv = codec::kRsv1;  // on the first frame only (RFC 7692 section 6)
+    if (outgoing_) {
+        encoded_.clear();
+        if (outgoing_->encode(data, encoded_)) {
+            data = encoded_;
+            rsv = outgoing_->rsv_bits();  // on the first frame only (RFC 7692 section 6)
         }
     }
     if (fragment_size == 0) fragment_size = std::max<std::size_t>(data.size(), 1);

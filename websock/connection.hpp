@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "websock/codec/deflate.hpp"
+#include "websock/extension.hpp"
 #include "websock/codec/frame.hpp"
 #include "websock/codec/utf8.hpp"
 #include "websock/types.hpp"
@@ -84,11 +84,12 @@ public:
     const ConnectionOptions& options() const noexcept { return options_; }
     /// RSV bits an extension negotiated (so the decoder lets them through).
     void set_allowed_rsv(std::uint8_t rsv) noexcept { decoder_.set_allowed_rsv(rsv); }
-    /// permessage-deflate was agreed (RFC 7692): RSV1 marks a compressed message; such
-    /// messages are inflated (the inflated size counts against max_message_bytes) and
-    /// send_message()/send_fragmented() compress what is at least min_compress_bytes long.
-    void enable_deflate(std::unique_ptr<codec::PerMessageDeflate> deflate);
-    bool deflate_enabled() const noexcept { return deflate_ != nullptr; }
+    /// An extension was negotiated (one per connection): its RSV bits mark a transformed
+    /// message; such messages are decoded by `incoming` (the decoded size counts against
+    /// max_message_bytes) and send_message()/send_fragmented() encode through `outgoing`.
+    /// Either may be null (a direction the program handles itself).
+    void set_extension(std::unique_ptr<Extension> incoming, std::unique_ptr<Extension> outgoing);
+    bool has_extension() const noexcept { return incoming_ != nullptr || outgoing_ != nullptr; }
 
     // FrameDecoder handler interface (public for the decoder template; not for users).
     bool on_frame_header(const codec::FrameHeader& header);
@@ -97,7 +98,7 @@ public:
 
 private:
     void append_frame(codec::Opcode opcode, bool fin, std::string_view payload, std::uint8_t rsv = 0);
-    bool inflate(std::string_view piece, bool final);  // false after failing the connection
+    bool decode(std::string_view piece, bool final);  // false after failing the connection
     void handle_close_frame(std::string_view payload);
 
     ConnectionOptions options_;
@@ -113,9 +114,11 @@ private:
     // the frame being received
     bool frame_is_control_ = false;
     bool frame_in_place_ = false;  // whole unfragmented message arriving in one piece: no copy
-    bool message_compressed_ = false;  // RSV1 on the message's first frame (RFC 7692 section 6)
-    std::unique_ptr<codec::PerMessageDeflate> deflate_;
-    std::string compressed_;  // scratch for outgoing compressed payloads
+    bool message_encoded_ = false;  // the extension's RSV bits on the message's first frame
+    std::unique_ptr<Extension> incoming_;
+    std::unique_ptr<Extension> outgoing_;
+    std::uint8_t extension_rsv_ = 0;
+    std::string encoded_;  // scratch for outgoing encoded payloads
     std::string_view in_place_view_;
     std::string control_;  // ≤125 bytes of a control frame's payload
 

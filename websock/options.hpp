@@ -4,9 +4,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "websock/codec/deflate.hpp"
+#include "websock/extension.hpp"
 #include "websock/handshake_policy.hpp"
 
 namespace websock {
@@ -62,6 +65,9 @@ struct ServerOptions {
     /// `deflate.min_compress_bytes` go out uncompressed, and so do frames made once for many
     /// clients (send_encoded, send_all). Costs about 300 KiB of zlib state per client that uses it.
     codec::DeflateOptions deflate;
+    /// More extensions (see websock/extension.hpp), tried after permessage-deflate; a
+    /// connection gets the first one that agrees.
+    std::vector<std::shared_ptr<ExtensionFactory>> extensions;
     std::size_t max_frame_bytes = 16u << 20;    ///< one frame's payload; 1009 past it
     std::size_t max_message_bytes = 16u << 20;  ///< a reassembled message; 1009 past it
     std::size_t read_buffer_bytes = 64 * 1024;  ///< one read(2) takes at most this much

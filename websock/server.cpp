@@ -100,7 +100,7 @@ std::size_t Client::queued_bytes() const noexcept {
 SendResult Client::send(std::string_view data, MessageType type) {
     auto& core = *core_;
     const auto opcode = type == MessageType::Text ? codec::Opcode::Text : codec::Opcode::Binary;
-    if (core.deflate) return send_compressed(data, opcode);
+    if (core.extension) return send_compressed(data, opcode);
     // Encode straight into the queue: no allocation per message once the queue has grown.
     std::uint8_t header[codec::kMaxFrameHeader];
     const std::size_t header_size = codec::encode_frame_header(header, opcode, true, data.size());
@@ -131,25 +131,25 @@ SendResult Client::send_compressed(std::string_view data, codec::Opcode opcode) 
         // the order they go on the wire.
         std::lock_guard lock(core.mutex);
         if (!core.accepting) return SendResult::Closed;
-        core.compress_scratch.clear();
-        const bool compressed = core.deflate->compress(data, core.compress_scratch);
-        const std::string_view payload = compressed ? std::string_view(core.compress_scratch) : data;
+        core.encode_scratch.clear();
+        const bool compressed = core.extension->encode(data, core.encode_scratch);
+        const std::string_view payload = compressed ? std::string_view(core.encode_scratch) : data;
         std::uint8_t header[codec::kMaxFrameHeader];
-        const std::size_t header_size =
-            codec::encode_frame_header(header, opcode, true, payload.size(), nullptr, compressed ? codec::kRsv1 : 0);
+        const std::size_t header_size = codec::encode_frame_header(header, opcode, true, payload.size(), nullptr,
+                                                                   compressed ? core.extension->rsv_bits() : 0);
         const std::size_t pending = core.queue.size() + core.writing_bytes.load(std::memory_order_relaxed);
         if (pending + header_size + payload.size() <= core.max_queue_bytes) {
             core.queue.append(reinterpret_cast<const char*>(header), header_size);
             core.queue.append(payload);
             core.queued_bytes.store(core.queue.size(), std::memory_order_relaxed);
-            if (core.compress_scratch.capacity() > (1u << 20)) std::string().swap(core.compress_scratch);
+            if (core.encode_scratch.capacity() > (1u << 20)) std::string().swap(core.encode_scratch);
             frame.clear();
         } else if (!compressed) {
             frame.assign(reinterpret_cast<const char*>(header), header_size);
             frame.append(payload);
         } else {
-            // The compressor has moved on: dropping this frame would corrupt every later
-            // message (context takeover), so a full queue closes, whatever the policy.
+            // The encoder has moved on (deflate's window): dropping this frame would corrupt
+            // every later message, so a full queue closes, whatever the policy.
             core.accepting = false;
             core.queue.clear();
             core.queued_bytes.store(0, std::memory_order_relaxed);

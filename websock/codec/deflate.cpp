@@ -282,7 +282,12 @@ PerMessageDeflate::PerMessageDeflate(Role role, const DeflateAgreement& agreemen
     // zlib refuses a 256-byte window for raw deflate; with 512 its matches reach back at most
     // 512 - 262 = 250 bytes, which a 256-byte window decodes.
     deflate_window_bits_ = std::max(ours, 9);
-    inflate_window_bits_ = peers;
+    // Decode with the largest window whatever the peer agreed to: a stream made with a
+    // smaller window decodes the same, and a peer that reaches further back than it said is
+    // then decoded consistently, rather than refused or not depending on how its data was
+    // cut into frames. It costs at most 32 KiB for a client that sends compressed messages.
+    (void)peers;
+    inflate_window_bits_ = kMaxWindowBits;
 }
 
 PerMessageDeflate::~PerMessageDeflate() = default;

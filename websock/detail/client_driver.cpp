@@ -309,23 +309,35 @@ void ClientDriver::handle_request(codec::HttpRequestParser& parser) {
     counted_ = true;
     HttpHeaders headers;
     if (!decision.subprotocol.empty()) headers.emplace_back("Sec-WebSocket-Protocol", decision.subprotocol);
-    if (options.deflate.enabled) {
-        // RFC 7692 section 5: accept the first acceptable offer; a header that does not parse,
-        // or no acceptable offer, means no extension (never a broken response).
-        const std::string offered = request.header_joined("Sec-WebSocket-Extensions");
-        const auto parsed = codec::parse_extensions(offered);
-        if (parsed.ok()) {
-            if (auto agreement = codec::negotiate_server(parsed.offers, options.deflate)) {
-                headers.emplace_back("Sec-WebSocket-Extensions", agreement->response_header());
-                connection_.enable_deflate(
-                    std::make_unique<codec::PerMessageDeflate>(codec::Role::Server, *agreement, options.deflate));
-                core_.deflate = std::make_unique<codec::PerMessageDeflate>(codec::Role::Server, *agreement, options.deflate);
-            }
-        }
-    }
+    negotiate_extensions(request, headers);
     for (auto& header : decision.headers) headers.push_back(std::move(header));
     core_.subprotocol = std::move(decision.subprotocol);
     open_websocket(check.key, std::move(request), headers);
+}
+
+void ClientDriver::negotiate_extensions(const HttpRequest& request, HttpHeaders& headers) {
+    const auto& options = server_.options;
+    if (!options.deflate.enabled && options.extensions.empty()) return;
+    // A header that does not parse means no extension (never a broken response).
+    const std::string offered = request.header_joined("Sec-WebSocket-Extensions");
+    if (offered.empty()) return;
+    const auto parsed = codec::parse_extensions(offered);
+    if (!parsed.ok()) return;
+    // One extension per connection: the first factory that agrees (permessage-deflate first).
+    auto try_factory = [&](ExtensionFactory& factory) {
+        auto agreed = factory.negotiate(parsed.offers);
+        if (!agreed) return false;
+        headers.emplace_back("Sec-WebSocket-Extensions", std::move(agreed->response_element));
+        connection_.set_extension(std::move(agreed->incoming), nullptr);
+        core_.extension = std::move(agreed->outgoing);
+        return true;
+    };
+    if (options.deflate.enabled) {
+        if (!server_.deflate_factory) server_.deflate_factory = permessage_deflate(options.deflate);
+        if (try_factory(*server_.deflate_factory)) return;
+    }
+    for (const auto& factory : options.extensions)
+        if (factory && try_factory(*factory)) return;
 }
 
 HandshakeDecision ClientDriver::decide(const HttpRequest& request) {

@@ -80,6 +80,7 @@ private:
     void read_handshake();
     void handle_request(codec::HttpRequestParser& parser);
     HandshakeDecision decide(const HttpRequest& request);  // policy, then the user's hook
+    void negotiate_extensions(const HttpRequest& request, HttpHeaders& headers);
     void open_websocket(const std::string& key, HttpRequest request, const HttpHeaders& headers);
     void read_frames();
     void feed(std::uint8_t* data, std::size_t size);

@@ -27,10 +27,10 @@ struct ClientCore {
     std::string peer;
     HttpRequest request;
     std::string subprotocol;
-    // permessage-deflate, when agreed: the compressor, used under `mutex` by whichever thread
-    // sends, so that messages are compressed in the order they are queued.
-    std::unique_ptr<codec::PerMessageDeflate> deflate;
-    std::string compress_scratch;  // (guarded)
+    // The negotiated extension's outgoing side (permessage-deflate: the compressor), used
+    // under `mutex` by whichever thread sends, so that messages are encoded in queue order.
+    std::unique_ptr<Extension> extension;
+    std::string encode_scratch;  // (guarded)
     std::any user_data;
     std::thread::id owner;  // the client thread: sends from it need no wake-up
     Waker waker;            // wakes the client thread's poll()
@@ -90,6 +90,7 @@ struct ServerCore {
     WebSocketServer::HandshakeHandler on_handshake;
 
     Fd listen_fd;
+    std::shared_ptr<ExtensionFactory> deflate_factory;  // from options.deflate, made once
     TlsContext tls_context;  // set by listen() when options.tls has a certificate
     std::shared_ptr<void> signal_scope;  // SIGINT/SIGTERM handlers, from listen() to the end of serve_forever()
     std::atomic<std::uint16_t> port{0};
