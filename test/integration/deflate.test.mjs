@@ -136,7 +136,7 @@ describe('permessage-deflate: frames on the wire', () => {
         await client.closeHandshake(1000);
     });
 
-    it('a decompression bomb is refused with 1009, without the memory', async () => {
+    it('a decompression bomb is refused with 1009, without the memory', async (t) => {
         const before = rssKiB(echo.child.pid);
         const bomb = deflateMessage(Buffer.alloc(200 * MiB));  // about 200 KiB on the wire
         assert.ok(bomb.length < MiB);
@@ -144,7 +144,11 @@ describe('permessage-deflate: frames on the wire', () => {
         await client.write(frame({ opcode: OP.BINARY, payload: bomb, rsv: 4 }));
         await client.expectFail(1009, { timeout: ms(10000) });
         const grown = rssKiB(echo.child.pid) - before;
-        assert.ok(grown < 40 * 1024, `server RSS grew by ${grown} KiB; the message limit is 16 MiB`);
+        // Sanitizer builds shadow every allocation (TSan several times over): their RSS says
+        // nothing about ours, so the memory bound is checked in the release build only.
+        const build = process.env.WEBSOCK_BUILD || 'release';
+        if (build === 'release') assert.ok(grown < 40 * 1024, `server RSS grew by ${grown} KiB; the message limit is 16 MiB`);
+        else t.diagnostic(`${build} build: server RSS grew by ${grown} KiB (not asserted under a sanitizer)`);
         const ws = await openWs(`ws://${HOST}:${echo.port}/`);
         await wsEcho(ws, 'still serving');
         await closeWs(ws);

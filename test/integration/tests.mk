@@ -35,7 +35,7 @@ test-integration: $(BIN_DIR)/websock-echo $(FIXTURE_SERVER)
 	fi; \
 	for engine in threads event; do \
 		echo "== integration tests, engine: $$engine"; \
-		WEBSOCK_ENGINE=$$engine WEBSOCK_BIN_DIR=$(abspath $(BIN_DIR)) WEBSOCK_TIMEOUT_SCALE=$(INTEGRATION_TIMEOUT_SCALE) \
+		WEBSOCK_BUILD=$(BUILD) WEBSOCK_ENGINE=$$engine WEBSOCK_BIN_DIR=$(abspath $(BIN_DIR)) WEBSOCK_TIMEOUT_SCALE=$(INTEGRATION_TIMEOUT_SCALE) \
 			node --test --test-concurrency=1 $(INTEGRATION_ARGS) integration/ || exit 1; \
 	done
 
