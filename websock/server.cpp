@@ -282,6 +282,8 @@ bool WebSocketServer::listen() {
         core.report(nullptr, ErrorKind::Io, fmt::format("eventfd: {}", std::strerror(errno)));
         return false;
     }
+    // Made here, before any client thread exists, and only read afterwards.
+    if (core.options.deflate.enabled && !core.deflate_factory) core.deflate_factory = permessage_deflate(core.options.deflate);
     if (core.options.tls.enabled() && !core.tls_context) {
         std::string error;
         core.tls_context =

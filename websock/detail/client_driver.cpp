@@ -332,10 +332,7 @@ void ClientDriver::negotiate_extensions(const HttpRequest& request, HttpHeaders&
         core_.extension = std::move(agreed->outgoing);
         return true;
     };
-    if (options.deflate.enabled) {
-        if (!server_.deflate_factory) server_.deflate_factory = permessage_deflate(options.deflate);
-        if (try_factory(*server_.deflate_factory)) return;
-    }
+    if (server_.deflate_factory && try_factory(*server_.deflate_factory)) return;  // made by listen()
     for (const auto& factory : options.extensions)
         if (factory && try_factory(*factory)) return;
 }

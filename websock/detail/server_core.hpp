@@ -90,7 +90,7 @@ struct ServerCore {
     WebSocketServer::HandshakeHandler on_handshake;
 
     Fd listen_fd;
-    std::shared_ptr<ExtensionFactory> deflate_factory;  // from options.deflate, made once
+    std::shared_ptr<ExtensionFactory> deflate_factory;  // from options.deflate, made by listen(), then only read
     TlsContext tls_context;  // set by listen() when options.tls has a certificate
     std::shared_ptr<void> signal_scope;  // SIGINT/SIGTERM handlers, from listen() to the end of serve_forever()
     std::atomic<std::uint16_t> port{0};
