@@ -56,13 +56,13 @@ std::string percent_decode(std::string_view text, bool plus_is_space) {
     return out;
 }
 
-std::optional<std::string_view> HttpRequest::header(std::string_view name) const noexcept {
+std::optional<std::string_view> find_header(const HttpHeaders& headers, std::string_view name) noexcept {
     for (const auto& [key, value] : headers)
         if (iequals(key, name)) return std::string_view{value};
     return std::nullopt;
 }
 
-std::string HttpRequest::header_joined(std::string_view name) const {
+std::string join_header(const HttpHeaders& headers, std::string_view name) {
     std::string joined;
     for (const auto& [key, value] : headers) {
         if (!iequals(key, name)) continue;
@@ -72,7 +72,7 @@ std::string HttpRequest::header_joined(std::string_view name) const {
     return joined;
 }
 
-std::size_t HttpRequest::header_count(std::string_view name) const noexcept {
+std::size_t count_header(const HttpHeaders& headers, std::string_view name) noexcept {
     std::size_t count = 0;
     for (const auto& entry : headers)
         if (iequals(entry.first, name)) ++count;

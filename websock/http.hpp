@@ -12,6 +12,13 @@ namespace websock {
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
+/// The first header with this name (case-insensitive), if any.
+std::optional<std::string_view> find_header(const HttpHeaders& headers, std::string_view name) noexcept;
+/// All values of a header, joined with ", " (RFC 9110 section 5.3), empty when absent.
+std::string join_header(const HttpHeaders& headers, std::string_view name);
+/// How many times a header occurs.
+std::size_t count_header(const HttpHeaders& headers, std::string_view name) noexcept;
+
 struct HttpRequest {
     std::string method;  ///< "GET", "POST", ...
     std::string target;  ///< the request target as sent: path and query
@@ -22,12 +29,9 @@ struct HttpRequest {
     HttpHeaders headers;  ///< in arrival order, names as sent
     std::string body;
 
-    /// The first header with this name (case-insensitive), if any.
-    std::optional<std::string_view> header(std::string_view name) const noexcept;
-    /// All values of a header, joined with ", " (RFC 9110 section 5.3), empty when absent.
-    std::string header_joined(std::string_view name) const;
-    /// How many times a header occurs.
-    std::size_t header_count(std::string_view name) const noexcept;
+    std::optional<std::string_view> header(std::string_view name) const noexcept { return find_header(headers, name); }
+    std::string header_joined(std::string_view name) const { return join_header(headers, name); }
+    std::size_t header_count(std::string_view name) const noexcept { return count_header(headers, name); }
     /// The value of a query parameter (percent-decoded), if present.
     std::optional<std::string> query_param(std::string_view name) const;
 };

@@ -1,4 +1,5 @@
 #include "websock/codec/client_handshake.hpp"
+#include "websock/codec/detail/header_collector.hpp"
 
 #include <http_parser.h>
 #include <openssl/evp.h>
@@ -226,34 +227,11 @@ std::string make_upgrade_request(const UpgradeRequest& request, std::string_view
 
 // ---- the response parser ------------------------------------------------------------------------
 
-std::optional<std::string_view> HttpResponseHead::header(std::string_view name) const noexcept {
-    for (const auto& [key, value] : headers)
-        if (iequals(key, name)) return std::string_view{value};
-    return std::nullopt;
-}
-
-std::string HttpResponseHead::header_joined(std::string_view name) const {
-    std::string joined;
-    for (const auto& [key, value] : headers) {
-        if (!iequals(key, name)) continue;
-        if (!joined.empty()) joined += ", ";
-        joined += value;
-    }
-    return joined;
-}
-
-std::size_t HttpResponseHead::header_count(std::string_view name) const noexcept {
-    std::size_t count = 0;
-    for (const auto& entry : headers)
-        if (iequals(entry.first, name)) ++count;
-    return count;
-}
-
 struct HttpResponseParser::Impl {
     http_parser parser{};
     http_parser_settings settings{};
     HttpResponseParser* owner = nullptr;
-    bool in_value = false;  // the last header callback was a value
+    detail::HeaderCollector collector;
     bool headers_complete = false;
     std::size_t header_bytes = 0;
 
@@ -264,19 +242,11 @@ struct HttpResponseParser::Impl {
         return 0;
     }
     static int on_header_field(http_parser* p, const char* at, std::size_t length) {
-        auto& self = of(p);
-        auto& headers = self.owner->response_.headers;
-        if (self.in_value || headers.empty()) {
-            headers.emplace_back();
-            self.in_value = false;
-        }
-        headers.back().first.append(at, length);
+        of(p).collector.field(of(p).owner->response_.headers, at, length);
         return 0;
     }
     static int on_header_value(http_parser* p, const char* at, std::size_t length) {
-        auto& self = of(p);
-        self.in_value = true;
-        self.owner->response_.headers.back().second.append(at, length);
+        of(p).collector.value(of(p).owner->response_.headers, at, length);
         return 0;
     }
     static int on_headers_complete(http_parser* p) {
@@ -286,9 +256,7 @@ struct HttpResponseParser::Impl {
         response.status = static_cast<int>(p->status_code);
         response.version_major = p->http_major;
         response.version_minor = p->http_minor;
-        for (auto& header : response.headers)
-            while (!header.second.empty() && (header.second.back() == ' ' || header.second.back() == '\t'))
-                header.second.pop_back();
+        detail::HeaderCollector::trim(response.headers);
         // 2: no body and no further message on this connection. http-parser then ends the
         // message right after the header block and returns, leaving the rest to us.
         return 2;

@@ -80,11 +80,9 @@ struct HttpResponseHead {
     int version_minor = 1;
     HttpHeaders headers;  ///< in arrival order, names as sent
 
-    /// The first header with this name (case-insensitive), if any.
-    std::optional<std::string_view> header(std::string_view name) const noexcept;
-    /// All values of a header joined with ", ", empty when absent.
-    std::string header_joined(std::string_view name) const;
-    std::size_t header_count(std::string_view name) const noexcept;
+    std::optional<std::string_view> header(std::string_view name) const noexcept { return find_header(headers, name); }
+    std::string header_joined(std::string_view name) const { return join_header(headers, name); }
+    std::size_t header_count(std::string_view name) const noexcept { return count_header(headers, name); }
 };
 
 /// Incremental HTTP/1.x response parser that stops right after the header block: whatever

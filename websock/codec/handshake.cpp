@@ -1,4 +1,5 @@
 #include "websock/codec/handshake.hpp"
+#include "websock/codec/detail/header_collector.hpp"
 
 #include <http_parser.h>
 #include <openssl/evp.h>
@@ -41,7 +42,7 @@ struct HttpRequestParser::Impl {
     http_parser parser{};
     http_parser_settings settings{};
     HttpRequestParser* owner = nullptr;
-    bool in_value = false;  // last header callback was a value
+    detail::HeaderCollector collector;
     bool headers_complete = false;
     bool message_complete = false;
     std::size_t header_bytes = 0;
@@ -55,19 +56,11 @@ struct HttpRequestParser::Impl {
         return 0;
     }
     static int on_header_field(http_parser* p, const char* at, std::size_t length) {
-        auto& self = of(p);
-        auto& headers = self.owner->request_.headers;
-        if (self.in_value || headers.empty()) {
-            headers.emplace_back();
-            self.in_value = false;
-        }
-        headers.back().first.append(at, length);
+        of(p).collector.field(of(p).owner->request_.headers, at, length);
         return 0;
     }
     static int on_header_value(http_parser* p, const char* at, std::size_t length) {
-        auto& self = of(p);
-        self.in_value = true;
-        self.owner->request_.headers.back().second.append(at, length);
+        of(p).collector.value(of(p).owner->request_.headers, at, length);
         return 0;
     }
     static int on_headers_complete(http_parser* p) {
@@ -80,10 +73,7 @@ struct HttpRequestParser::Impl {
         const std::size_t question = request.target.find('?');
         request.path = request.target.substr(0, question);
         if (question != std::string::npos) request.query = request.target.substr(question + 1);
-        // Trailing whitespace in values is not part of the value (RFC 9110 section 5.5).
-        for (auto& header : request.headers)
-            while (!header.second.empty() && (header.second.back() == ' ' || header.second.back() == '\t'))
-                header.second.pop_back();
+        detail::HeaderCollector::trim(request.headers);
         if ((p->flags & F_CONTENTLENGTH) != 0 && p->content_length > self.owner->options_.max_body_bytes) {
             self.callback_error_status = 413;
             self.callback_error_reason = "request body too large";
