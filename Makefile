@@ -65,6 +65,7 @@ $(OBJ_DIR)/%.o: %.cpp
 # A fragment appends to EXAMPLE_BINS / TEST_TARGETS and defines its rules; see each one.
 EXAMPLE_BINS :=
 include $(wildcard examples/*/example.mk)
+include hub/hub.mk
 include $(wildcard test/*/tests.mk)
 include $(wildcard bench/bench.mk)
 

@@ -1,0 +1,51 @@
+// A hub API (aiows, channelstream) as the Hub sees it: the Hub owns the WebSocketServer and
+// the Bus, and offers each request, upgrade and bus message to its modules in turn.
+// A module keeps its own state; it touches clients only through websock's public API.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <websock/websock.hpp>
+
+#include "hub/bus.hpp"
+
+namespace hub {
+
+class Metrics;
+
+/// What every module is handed when the Hub starts.
+struct ModuleContext {
+    Bus* bus = nullptr;          ///< publish through this; never deliver around it
+    Metrics* metrics = nullptr;  ///< shared counters (hub/metrics.hpp)
+};
+
+class HubModule {
+public:
+    virtual ~HubModule() = default;
+    virtual std::string_view name() const noexcept = 0;  ///< "aiows", "channelstream"
+    /// Called once, before the server listens.
+    virtual void start(const ModuleContext& context) = 0;
+    /// A plain HTTP request. Return false when the path is not this module's (the next
+    /// module is asked; 404 when none claims it). When true, the module answers through
+    /// `responder`, now or later, from any thread.
+    virtual bool handle_http(const websock::HttpRequest& request, const std::shared_ptr<websock::HttpResponder>& responder) = 0;
+    /// Whether an upgrade request to this path is this module's. A client accepted for it is
+    /// this module's from then on: its open/message/close callbacks come here.
+    virtual bool owns_websocket(const websock::HttpRequest& request) const = 0;
+    /// Decide an upgrade request this module owns: accept, or refuse with a status.
+    virtual websock::HandshakeDecision handshake(const websock::HandshakeRequest& request,
+                                                 websock::HandshakeDecision policy_decision) = 0;
+    virtual void on_open(websock::Client& client) = 0;
+    virtual void on_message(websock::Client& client, std::string_view data, websock::MessageType type) = 0;
+    virtual void on_close(websock::Client& client, websock::CloseCode code, std::string_view reason) = 0;
+    /// A message from the bus with a topic this module owns (its topics start with name()).
+    virtual void on_bus_message(std::string_view topic, std::string_view payload) = 0;
+    /// Periodic housekeeping (about once a second, from the Hub's timer thread).
+    virtual void on_tick() {}
+    /// The server is stopping: answer waiting requests (long polls) now.
+    virtual void on_stop() {}
+};
+
+}  // namespace hub
