@@ -28,6 +28,7 @@ struct HttpRequest {
     int version_minor = 1;
     HttpHeaders headers;  ///< in arrival order, names as sent
     std::string body;
+    std::string peer_address;  ///< who sent it: "127.0.0.1:50412", "[::1]:50412" or "unix"
 
     std::optional<std::string_view> header(std::string_view name) const noexcept { return find_header(headers, name); }
     std::string header_joined(std::string_view name) const { return join_header(headers, name); }

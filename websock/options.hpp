@@ -59,6 +59,9 @@ struct ServerOptions {
     Milliseconds handshake_timeout{5000};        ///< a connection that has not finished its upgrade
                                                  ///< by then is dropped (slowloris)
     std::size_t max_http_body_bytes = 1 << 20;   ///< bodies of plain HTTP requests; 413 past it
+    /// An asynchronous HTTP handler (on_http_request_async) that has not answered by then:
+    /// the server answers 503 itself. Long enough for a long poll (channelstream: ~60 s).
+    Milliseconds http_response_timeout{120000};
 
     // --- messages ---
     /// permessage-deflate (RFC 7692): off unless `deflate.enabled`. Messages under

@@ -24,6 +24,13 @@ using detail::ServerCore;
 
 // ---- ClientCore ------------------------------------------------------------------------------
 
+struct HttpResponder::State {
+    std::shared_ptr<Client> client;  // keeps the connection's core alive
+    std::uint64_t request = 0;       // which request of the connection this answers
+    bool keep_alive = false;
+    bool head = false;
+};
+
 namespace detail {
 
 SendResult ClientCore::enqueue(std::string_view frame_bytes) {
@@ -71,6 +78,16 @@ void ClientCore::request_close(CloseCode code, std::string_view reason) {
     wake();
 }
 
+std::shared_ptr<HttpResponder> ClientCore::make_responder(std::shared_ptr<Client> client, std::uint64_t request,
+                                                          bool keep_alive, bool head) {
+    auto state = std::make_unique<HttpResponder::State>();
+    state->client = std::move(client);
+    state->request = request;
+    state->keep_alive = keep_alive;
+    state->head = head;
+    return std::shared_ptr<HttpResponder>(new HttpResponder(std::move(state)));
+}
+
 void ServerCore::report(Client* client, ErrorKind kind, std::string message) noexcept {
     if (!on_error) return;
     try {
@@ -81,6 +98,41 @@ void ServerCore::report(Client* client, ErrorKind kind, std::string message) noe
 }
 
 }  // namespace detail
+
+// ---- HttpResponder -----------------------------------------------------------------------------
+
+HttpResponder::HttpResponder(std::unique_ptr<State> state) : state_(std::move(state)) {}
+HttpResponder::~HttpResponder() = default;
+
+const std::string& HttpResponder::peer_address() const noexcept { return state_->client->peer_address(); }
+
+bool HttpResponder::respond(HttpResponse response) {
+    auto& core = detail::ServerCore::core(*state_->client);
+    {
+        std::lock_guard lock(core.mutex);
+        if (core.http_awaited != state_->request || core.http_answer) return false;
+    }
+    // Serialise outside the lock; a second respond() racing this one loses below.
+    if (state_->head) {
+        const std::size_t length = response.body.size();
+        response.body.clear();
+        response.header("Content-Length", std::to_string(length));
+    }
+    std::string bytes = serialize_response(response, state_->keep_alive);
+    {
+        std::lock_guard lock(core.mutex);
+        if (core.http_awaited != state_->request || core.http_answer) return false;
+        core.http_answer = std::move(bytes);
+    }
+    core.notify_sent();
+    return true;
+}
+
+bool HttpResponder::answered() const noexcept {
+    auto& core = detail::ServerCore::core(*state_->client);
+    std::lock_guard lock(core.mutex);
+    return core.http_awaited != state_->request || core.http_answer.has_value();
+}
 
 // ---- Client -----------------------------------------------------------------------------------
 
@@ -209,6 +261,10 @@ WebSocketServer& WebSocketServer::on_server_destruct(DestructHandler handler) { 
 WebSocketServer& WebSocketServer::on_ping(ControlHandler handler) { core_->on_ping = std::move(handler); return *this; }
 WebSocketServer& WebSocketServer::on_pong(ControlHandler handler) { core_->on_pong = std::move(handler); return *this; }
 WebSocketServer& WebSocketServer::on_http_request(HttpHandler handler) { core_->on_http = std::move(handler); return *this; }
+WebSocketServer& WebSocketServer::on_http_request_async(AsyncHttpHandler handler) {
+    core_->on_http_async = std::move(handler);
+    return *this;
+}
 WebSocketServer& WebSocketServer::on_handshake(HandshakeHandler handler) { core_->on_handshake = std::move(handler); return *this; }
 
 const ServerOptions& WebSocketServer::options() const noexcept { return core_->options; }

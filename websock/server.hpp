@@ -75,6 +75,30 @@ private:
     std::unique_ptr<detail::ClientCore> core_;
 };
 
+/// Answers one plain HTTP request later, from any thread: a long poll, or a request that
+/// waits on another service. Handed to `on_http_request_async`. While a request waits, its
+/// connection reads nothing more (pipelined requests keep their order).
+class HttpResponder {
+public:
+    ~HttpResponder();
+    HttpResponder(const HttpResponder&) = delete;
+    HttpResponder& operator=(const HttpResponder&) = delete;
+
+    /// Send the response. Only the first call counts; returns false when the request was
+    /// already answered, its connection is gone, or http_response_timeout passed (the
+    /// server then answered 503 itself).
+    bool respond(HttpResponse response);
+    /// True once the request needs no answer any more: answered, timed out, or disconnected.
+    bool answered() const noexcept;
+    const std::string& peer_address() const noexcept;
+
+private:
+    friend struct detail::ClientCore;
+    struct State;
+    explicit HttpResponder(std::unique_ptr<State> state);
+    std::unique_ptr<State> state_;
+};
+
 /// Encode a whole message as one unmasked server frame, for `send_encoded`.
 std::string encode_message(std::string_view data, MessageType type);
 
@@ -88,6 +112,8 @@ public:
     using DestructHandler = std::function<void()>;
     /// Answers a plain (non-upgrade) HTTP request on the same port.
     using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+    /// Answers a plain HTTP request through the responder, now or later, from any thread.
+    using AsyncHttpHandler = std::function<void(const HttpRequest&, std::shared_ptr<HttpResponder>)>;
     /// Decides a valid upgrade request after ServerOptions::policy accepted it. The decision
     /// it is handed back starts from the policy's (its chosen subprotocol included).
     using HandshakeHandler = std::function<HandshakeDecision(const HandshakeRequest&, HandshakeDecision policy_decision)>;
@@ -106,6 +132,9 @@ public:
     WebSocketServer& on_ping(ControlHandler handler);  ///< after the pong has been queued
     WebSocketServer& on_pong(ControlHandler handler);
     WebSocketServer& on_http_request(HttpHandler handler);  ///< none set: 426 Upgrade Required
+    /// Like on_http_request, but the answer may come later (see HttpResponder). When both are
+    /// set, this one is used.
+    WebSocketServer& on_http_request_async(AsyncHttpHandler handler);
     WebSocketServer& on_handshake(HandshakeHandler handler);  ///< none set: the policy decides
 
     /// Bind and listen now, so that port() is known before serve_forever(). Called by

@@ -22,6 +22,7 @@
 //   id                      "id:<client id>"
 //   ping:<payload>          client.ping(payload) (server-initiated ping)
 #include <atomic>
+#include <chrono>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
@@ -34,6 +35,8 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include <websock/websock.hpp>
 
@@ -68,6 +71,7 @@ int main(int argc, char** argv) {
     // WEBSOCK_ENGINE=event runs the same tests against the event-loop engine.
     if (const char* engine = std::getenv("WEBSOCK_ENGINE"); engine && std::string_view(engine) == "event")
         options.engine = websock::Engine::EventLoop;
+    bool use_async_http = false;  // --async-http yes: plain HTTP answered through on_http_request_async
     bool use_hook = false;  // --hook yes: a user hook that refuses /deny* with 451 and tags the 101
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
@@ -99,6 +103,8 @@ int main(int argc, char** argv) {
             options.policy.basic_auth_user = std::string(value.substr(0, colon));
             options.policy.basic_auth_password = colon == std::string_view::npos ? "" : std::string(value.substr(colon + 1));
         } else if (arg == "--hook") use_hook = value == "yes";
+        else if (arg == "--async-http") use_async_http = value == "yes";
+        else if (arg == "--http-response-timeout-ms") options.http_response_timeout = websock::Milliseconds(number);
         else if (arg == "--tls-cert") options.tls.certificate_file = std::string(value);
         else if (arg == "--tls-key") options.tls.private_key_file = std::string(value);
         else {
@@ -121,6 +127,40 @@ int main(int argc, char** argv) {
             if (starts_with(request.request.path, "/badproto")) decision.subprotocol = "never-offered";
             decision.headers.emplace_back("X-Hook", "yes");
             return decision;
+        });
+    }
+
+    // --async-http yes: /now answers inside the handler, /later?ms=N from another thread after
+    // N ms, /never not at all (http_response_timeout answers), /throw throws, /watch keeps its
+    // responder and /watched tells whether the kept one is answered (its client gone).
+    std::shared_ptr<websock::HttpResponder> watched;  // guarded by workers_mutex
+    if (use_async_http) {
+        server.on_http_request_async([&](const websock::HttpRequest& request, std::shared_ptr<websock::HttpResponder> responder) {
+            if (request.path == "/now") {
+                responder->respond(websock::HttpResponse::text(200, "now:" + request.peer_address));
+            } else if (request.path == "/later") {
+                const auto delay = std::chrono::milliseconds(parse_number(request.query_param("ms").value_or("10")));
+                std::lock_guard lock(workers_mutex);
+                workers.emplace_back([responder, delay, method = request.method] {
+                    std::this_thread::sleep_for(delay);  // stands for a slow service, not a test wait
+                    const bool sent = responder->respond(websock::HttpResponse::text(200, "later:" + method));
+                    if (sent && !responder->answered()) std::fprintf(stderr, "fixture_server: answered() false after respond\n");
+                });
+            } else if (request.path == "/never") {
+                // no answer: the server's http_response_timeout gives 503
+            } else if (request.path == "/throw") {
+                throw std::runtime_error("async handler failure");
+            } else if (request.path == "/watch") {
+                std::lock_guard lock(workers_mutex);
+                watched = responder;
+            } else if (request.path == "/watched") {
+                std::lock_guard lock(workers_mutex);
+                const bool gone = watched && watched->answered();
+                const bool late = gone && !watched->respond(websock::HttpResponse::text(200, "too late"));
+                responder->respond(websock::HttpResponse::text(200, fmt::format("answered:{} refused:{}", gone, late)));
+            } else {
+                responder->respond(websock::HttpResponse::text(404, "no such route\n"));
+            }
         });
     }
 

@@ -86,7 +86,10 @@ void ClientDriver::on_pong(std::string_view payload) {
 bool ClientDriver::wants_read() const noexcept {
     switch (phase_) {
         case Phase::TlsHandshake: return true;
-        case Phase::Handshake: return !close_after_write_ && write_buffer_.size() - write_offset_ < kMaxPendingHttpBytes;
+        case Phase::Handshake:
+            // Read on while an asynchronous answer is awaited (without parsing): that is how a
+            // long poll learns that its client went away.
+            return !close_after_write_ && write_buffer_.size() - write_offset_ < kMaxPendingHttpBytes;
         case Phase::Open: return connection_.state() != Connection::State::Closed;
         case Phase::Lingering: return true;
         case Phase::Done: return false;
@@ -97,8 +100,8 @@ bool ClientDriver::wants_read() const noexcept {
 ClientDriver::Clock::time_point ClientDriver::deadline() const noexcept {
     const auto& options = server_.options;
     switch (phase_) {
-        case Phase::TlsHandshake:
-        case Phase::Handshake: return handshake_deadline_;
+        case Phase::TlsHandshake: return handshake_deadline_;
+        case Phase::Handshake: return awaiting_http_ ? http_deadline_ : handshake_deadline_;
         case Phase::Open:
             if (closing_since_ != Clock::time_point{}) return closing_since_ + options.close_timeout;
             if (ping_outstanding_) return ping_sent_ + options.pong_timeout;
@@ -190,6 +193,24 @@ void ClientDriver::on_tick(Clock::time_point now) {
             finish();
             return;
         case Phase::Handshake:
+            if (awaiting_http_) {
+                take_http_answer();
+                if (awaiting_http_) {
+                    {
+                        std::lock_guard lock(core_.mutex);
+                        core_.http_awaited = 0;  // a late respond() now returns false
+                    }
+                    awaiting_http_ = false;
+                    server_.report(nullptr, ErrorKind::Timeout,
+                                   fmt::format("{}: on_http_request_async gave no answer within http_response_timeout",
+                                               core_.peer));
+                    write_buffer_.append(serialize_response(
+                        HttpResponse::text(503, "The server did not answer in time.\n").header("Retry-After", "1")));
+                    close_after_write_ = true;
+                    handshake_deadline_ = now + std::chrono::seconds(1);  // time to write the 503
+                }
+                break;
+            }
             if (close_after_write_ || (handshake_input_.empty() && !parser_->started())) {
                 finish();  // an idle keep-alive connection, a silent peer, or a stuck answer
                 return;
@@ -232,18 +253,13 @@ void ClientDriver::read_handshake() {
             return;
         }
         handshake_input_.append(reinterpret_cast<const char*>(read_buffer_.data()), got.bytes);
-        // Parse every complete request in the input (pipelined plain HTTP requests included).
-        while (phase_ == Phase::Handshake && !close_after_write_ && !handshake_input_.empty()) {
-            std::size_t consumed = 0;
-            const auto status = parser_->feed(handshake_input_.data(), handshake_input_.size(), consumed);
-            handshake_input_.erase(0, consumed);
-            if (status == codec::HttpRequestParser::Status::NeedMore) break;
-            if (status == codec::HttpRequestParser::Status::Error) {
-                refuse(parser_->error_status(), parser_->error_reason());
-                break;
-            }
-            handle_request(*parser_);
+        if (awaiting_http_ && handshake_input_.size() > kMaxPendingHttpBytes) {
+            // Pipelining without end behind a request that waits for its answer.
+            server_.report(nullptr, ErrorKind::Limit, fmt::format("{}: too many pipelined HTTP requests", core_.peer));
+            finish();
+            return;
         }
+        parse_requests();
         if (phase_ == Phase::Open) {
             // Frames the client sent right behind its upgrade request.
             if (!handshake_input_.empty()) {
@@ -256,45 +272,27 @@ void ClientDriver::read_handshake() {
     }
 }
 
+void ClientDriver::parse_requests() {
+    // Every complete request in the input, pipelined plain HTTP requests included; a request
+    // waiting for an asynchronous answer holds back the ones behind it.
+    while (phase_ == Phase::Handshake && !close_after_write_ && !awaiting_http_ && !handshake_input_.empty()) {
+        std::size_t consumed = 0;
+        const auto status = parser_->feed(handshake_input_.data(), handshake_input_.size(), consumed);
+        handshake_input_.erase(0, consumed);
+        if (status == codec::HttpRequestParser::Status::NeedMore) break;
+        if (status == codec::HttpRequestParser::Status::Error) {
+            refuse(parser_->error_status(), parser_->error_reason());
+            break;
+        }
+        handle_request(*parser_);
+    }
+}
+
 void ClientDriver::handle_request(codec::HttpRequestParser& parser) {
     HttpRequest& request = parser.request();
+    request.peer_address = core_.peer;
     const auto& options = server_.options;
-    if (!parser.is_upgrade()) {
-        HttpResponse response;
-        bool keep_alive = parser.keep_alive() && !server_.stopping.load();
-        if (!server_.on_http) {
-            // No HTTP handler: say that this port speaks WebSocket (RFC 9110 section 15.5.22).
-            response = HttpResponse::text(426, "This is a WebSocket server; send a WebSocket upgrade request.\n");
-            response.header("Upgrade", "websocket").header("Sec-WebSocket-Version", "13");
-            keep_alive = false;
-        } else {
-            try {
-                response = server_.on_http(request);
-            } catch (const std::exception& e) {
-                server_.report(nullptr, ErrorKind::Callback, fmt::format("on_http_request threw: {}", e.what()));
-                response = HttpResponse::text(500, "internal server error\n");
-                keep_alive = false;
-            } catch (...) {
-                server_.report(nullptr, ErrorKind::Callback, "on_http_request threw a non-standard exception");
-                response = HttpResponse::text(500, "internal server error\n");
-                keep_alive = false;
-            }
-        }
-        if (request.method == "HEAD") {
-            const std::size_t length = response.body.size();
-            response.body.clear();
-            response.header("Content-Length", std::to_string(length));
-        }
-        write_buffer_.append(serialize_response(response, keep_alive));
-        if (keep_alive) {
-            parser_ = std::make_unique<codec::HttpRequestParser>(
-                codec::HttpRequestParser::Options{options.max_handshake_bytes, options.max_http_body_bytes});
-            handshake_deadline_ = Clock::now() + options.handshake_timeout;
-        } else {
-            close_after_write_ = true;
-        }
-        return;
-    }
+    if (!parser.is_upgrade()) return answer_http(request, parser.keep_alive() && !server_.stopping.load());
     auto check = codec::check_upgrade_request(request);
     if (!check.ok) return refuse(check.status, check.reason);
     if (server_.stopping.load()) return refuse(503, "server shutting down");
@@ -363,6 +361,91 @@ HandshakeDecision ClientDriver::decide(const HttpRequest& request) {
         }
     }
     return decision;
+}
+
+void ClientDriver::answer_http(HttpRequest& request, bool keep_alive) {
+    const bool head = request.method == "HEAD";
+    if (server_.on_http_async) {
+        const std::uint64_t number = ++http_requests_;
+        {
+            std::lock_guard lock(core_.mutex);
+            core_.http_awaited = number;
+            core_.http_answer.reset();
+        }
+        awaiting_http_ = true;
+        http_keep_alive_ = keep_alive;
+        http_deadline_ = Clock::now() + server_.options.http_response_timeout;
+        auto responder = ClientCore::make_responder(client_, number, keep_alive, head);
+        try {
+            server_.on_http_async(request, responder);
+        } catch (const std::exception& e) {
+            server_.report(nullptr, ErrorKind::Callback, fmt::format("on_http_request_async threw: {}", e.what()));
+            responder->respond(HttpResponse::text(500, "internal server error\n"));
+        } catch (...) {
+            server_.report(nullptr, ErrorKind::Callback, "on_http_request_async threw a non-standard exception");
+            responder->respond(HttpResponse::text(500, "internal server error\n"));
+        }
+        take_http_answer();  // answered at once, most often
+        return;
+    }
+    HttpResponse response;
+    if (!server_.on_http) {
+        // No HTTP handler: say that this port speaks WebSocket (RFC 9110 section 15.5.22).
+        response = HttpResponse::text(426, "This is a WebSocket server; send a WebSocket upgrade request.\n");
+        response.header("Upgrade", "websocket").header("Sec-WebSocket-Version", "13");
+        keep_alive = false;
+    } else {
+        try {
+            response = server_.on_http(request);
+        } catch (const std::exception& e) {
+            server_.report(nullptr, ErrorKind::Callback, fmt::format("on_http_request threw: {}", e.what()));
+            response = HttpResponse::text(500, "internal server error\n");
+            keep_alive = false;
+        } catch (...) {
+            server_.report(nullptr, ErrorKind::Callback, "on_http_request threw a non-standard exception");
+            response = HttpResponse::text(500, "internal server error\n");
+            keep_alive = false;
+        }
+    }
+    if (head) {
+        const std::size_t length = response.body.size();
+        response.body.clear();
+        response.header("Content-Length", std::to_string(length));
+    }
+    write_buffer_.append(serialize_response(response, keep_alive));
+    next_request(keep_alive);
+}
+
+void ClientDriver::take_http_answer() {
+    if (!awaiting_http_) return;
+    std::optional<std::string> answer;
+    {
+        std::lock_guard lock(core_.mutex);
+        if (!core_.http_answer) return;
+        answer.swap(core_.http_answer);
+        core_.http_awaited = 0;
+    }
+    awaiting_http_ = false;
+    write_buffer_.append(*answer);
+    next_request(http_keep_alive_);
+    parse_requests();  // pipelined requests that waited behind this one
+    if (phase_ == Phase::Open && !handshake_input_.empty()) {
+        // One of them was an upgrade, with frames right behind it.
+        std::string early = std::move(handshake_input_);
+        handshake_input_.clear();
+        feed(reinterpret_cast<std::uint8_t*>(early.data()), early.size());
+    }
+}
+
+void ClientDriver::next_request(bool keep_alive) {
+    if (!keep_alive) {
+        close_after_write_ = true;
+        return;
+    }
+    const auto& options = server_.options;
+    parser_ = std::make_unique<codec::HttpRequestParser>(
+        codec::HttpRequestParser::Options{options.max_handshake_bytes, options.max_http_body_bytes});
+    handshake_deadline_ = Clock::now() + options.handshake_timeout;
 }
 
 void ClientDriver::refuse(int status, std::string_view reason, const HttpHeaders& headers) {
@@ -484,6 +567,8 @@ bool ClientDriver::flush() {
 void ClientDriver::after_io() {
     switch (phase_) {
         case Phase::Handshake:
+            take_http_answer();
+            if (phase_ != Phase::Handshake) return after_io();  // a pipelined upgrade behind it opened
             if (!flush()) {
                 finish();
                 return;
@@ -533,6 +618,8 @@ void ClientDriver::finish() {
         core_.accepting = false;
         core_.queue.clear();
         core_.queued_bytes.store(0, std::memory_order_relaxed);
+        core_.http_awaited = 0;  // a responder still held somewhere now answers false
+        core_.http_answer.reset();
     }
     transport_.reset();  // before the socket it uses
     socket_.reset();

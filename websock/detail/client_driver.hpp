@@ -78,7 +78,11 @@ private:
 
     void step_tls_handshake();
     void read_handshake();
+    void parse_requests();  // every complete request in handshake_input_
     void handle_request(codec::HttpRequestParser& parser);
+    void answer_http(HttpRequest& request, bool keep_alive);  // a plain request, sync or async
+    void take_http_answer();  // an async handler's answer, once it is given
+    void next_request(bool keep_alive);  // after an answer: read the next request, or close
     HandshakeDecision decide(const HttpRequest& request);  // policy, then the user's hook
     void negotiate_extensions(const HttpRequest& request, HttpHeaders& headers);
     void open_websocket(const std::string& key, HttpRequest request, const HttpHeaders& headers);
@@ -106,6 +110,10 @@ private:
     std::string handshake_input_;  // bytes read, not yet parsed
     Clock::time_point handshake_deadline_{};
     bool close_after_write_ = false;
+    std::uint64_t http_requests_ = 0;  // plain requests handed to on_http_request_async
+    bool awaiting_http_ = false;       // the last of them has no answer yet
+    bool http_keep_alive_ = false;     // ... and will keep the connection open
+    Clock::time_point http_deadline_{};  // ... until then (http_response_timeout)
 
     // websocket
     Connection connection_;

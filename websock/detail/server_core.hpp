@@ -42,6 +42,10 @@ struct ClientCore {
     std::string queue;                    // encoded frames waiting for the client thread (guarded)
     bool accepting = true;                // false once closing: later sends get Closed (guarded)
     std::optional<std::pair<CloseCode, std::string>> close_request;  // (guarded)
+    // A plain HTTP request handed to on_http_request_async: which one waits (numbered per
+    // connection from 1; 0 for none), and its serialised answer once a responder gave it.
+    std::uint64_t http_awaited = 0;  // (guarded)
+    std::optional<std::string> http_answer;  // (guarded)
 
     std::atomic<std::size_t> writing_bytes{0};  // taken from the queue, not yet written
     std::atomic<std::size_t> queued_bytes{0};   // queue.size(), readable without the lock
@@ -72,6 +76,9 @@ struct ClientCore {
     SendResult enqueue(std::string_view frame_bytes);
     /// Ask the client thread to start the close handshake.
     void request_close(CloseCode code, std::string_view reason);
+    /// A responder for request number `request` of this connection.
+    static std::shared_ptr<HttpResponder> make_responder(std::shared_ptr<Client> client, std::uint64_t request,
+                                                         bool keep_alive, bool head);
 };
 
 /// The server's state: options, callbacks, the listening socket and the session registry.
@@ -87,6 +94,7 @@ struct ServerCore {
     WebSocketServer::ControlHandler on_ping;
     WebSocketServer::ControlHandler on_pong;
     WebSocketServer::HttpHandler on_http;
+    WebSocketServer::AsyncHttpHandler on_http_async;
     WebSocketServer::HandshakeHandler on_handshake;
 
     Fd listen_fd;
