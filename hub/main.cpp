@@ -1,0 +1,207 @@
+// websock-hub: real-time channels over WebSocket, published to over HTTP. A drop-in
+// replacement for aiows (same endpoints, payloads, answers and flags), on libwebsock.
+//
+//   websock-hub [--pwd PWD] [--usock PATH] [--host HOST] [--port PORT] [--reuse-addr 0|1]
+//               [--reuse-port 0|1] [--url-prefix PREFIX] [--redis redis://HOST:PORT]
+//               [--max-queue-bytes N] [--threads]
+//
+// Every flag can also come from the environment (HUB_PWD, HUB_USOCK, ...; a flag wins).
+// Prints "listening on HOST:PORT" (or "listening on unix:PATH") once it accepts connections.
+// SIGINT/SIGTERM: answer what is pending, close every client with 1001, exit 0.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "hub/aiows.hpp"
+#include "hub/hub.hpp"
+#include "hub/log.hpp"
+
+namespace {
+
+constexpr std::string_view kUsage = R"(usage: websock-hub [options]
+
+Real-time channels: subscribers connect with WebSocket to {prefix}/channel/NAME/, publishers
+POST to {prefix}/channel/NAME/ or {prefix}/broadcast/ (the aiows API). docs/hub.md has it all.
+
+options (each also from the environment variable in brackets; a flag wins):
+  -h, --help              show this help and exit
+  --pwd PWD               password needed to publish (HUB_PWD; prefer the variable: a flag
+                          shows in the process list). Without one, anybody may publish.
+  --usock PATH            listen on this unix socket instead of TCP (HUB_USOCK)
+  --host HOST             address to listen on (HUB_HOST; default 127.0.0.1)
+  --port PORT             port to listen on, 0 for any free one (HUB_PORT; default 8080)
+  --reuse-addr 0|1        SO_REUSEADDR (HUB_REUSE_ADDR; default 1)
+  --reuse-port 0|1        SO_REUSEPORT (HUB_REUSE_PORT; default 0)
+  --url-prefix PREFIX     put every endpoint under PREFIX, e.g. /api (HUB_URL_PREFIX)
+  --redis URL             publish through Redis, redis://HOST:PORT[/DB], so that several hub
+                          nodes serve one set of channels (HUB_REDIS)
+  --max-queue-bytes N     a subscriber this many bytes behind is closed with 1008
+                          (HUB_MAX_QUEUE_BYTES; default 4194304)
+  --threads               one thread per connection instead of one event loop (HUB_THREADS=1)
+)";
+
+std::optional<std::uint64_t> parse_number(std::string_view text) {
+    std::uint64_t value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc{} || end != text.data() + text.size() || text.empty()) return std::nullopt;
+    return value;
+}
+
+std::optional<bool> parse_bool(std::string_view text) {
+    if (text == "1" || text == "true" || text == "yes" || text == "on") return true;
+    if (text == "0" || text == "false" || text == "no" || text == "off") return false;
+    return std::nullopt;
+}
+
+struct Setting {
+    const char* flag;
+    const char* env;
+    bool (*apply)(hub::HubOptions&, std::string_view);
+};
+
+bool set_port(hub::HubOptions& o, std::string_view v) {
+    const auto port = parse_number(v);
+    if (!port || *port > 65535) return false;
+    o.port = static_cast<std::uint16_t>(*port);
+    return true;
+}
+bool set_reuse_addr(hub::HubOptions& o, std::string_view v) {
+    const auto on = parse_bool(v);
+    if (on) o.reuse_address = *on;
+    return on.has_value();
+}
+bool set_reuse_port(hub::HubOptions& o, std::string_view v) {
+    const auto on = parse_bool(v);
+    if (on) o.reuse_port = *on;
+    return on.has_value();
+}
+bool set_queue(hub::HubOptions& o, std::string_view v) {
+    const auto bytes = parse_number(v);
+    if (!bytes || *bytes < 1024) return false;
+    o.max_subscriber_queue_bytes = *bytes;
+    return true;
+}
+bool set_threads(hub::HubOptions& o, std::string_view v) {
+    const auto on = parse_bool(v);
+    if (on) o.engine = *on ? websock::Engine::ThreadPerClient : websock::Engine::EventLoop;
+    return on.has_value();
+}
+
+const Setting kSettings[] = {
+    {"--pwd", "HUB_PWD", [](hub::HubOptions& o, std::string_view v) { o.password = v; return true; }},
+    {"--usock", "HUB_USOCK", [](hub::HubOptions& o, std::string_view v) { o.unix_socket_path = v; return true; }},
+    {"--host", "HUB_HOST", [](hub::HubOptions& o, std::string_view v) { o.host = v; return !v.empty(); }},
+    {"--port", "HUB_PORT", set_port},
+    {"--reuse-addr", "HUB_REUSE_ADDR", set_reuse_addr},
+    {"--reuse-port", "HUB_REUSE_PORT", set_reuse_port},
+    {"--url-prefix", "HUB_URL_PREFIX", [](hub::HubOptions& o, std::string_view v) { o.url_prefix = v; return true; }},
+    {"--redis", "HUB_REDIS", [](hub::HubOptions& o, std::string_view v) { o.redis_url = v; return true; }},
+    {"--max-queue-bytes", "HUB_MAX_QUEUE_BYTES", set_queue},
+    {"--threads", "HUB_THREADS", set_threads},  // a bare flag: "--threads" alone means on
+};
+
+// 0: go on; otherwise the exit code (0 after --help).
+std::optional<int> read_settings(int argc, char** argv, hub::HubOptions& options) {
+    for (const auto& setting : kSettings) {
+        const char* value = std::getenv(setting.env);
+        if (value == nullptr || *value == '\0') continue;
+        if (!setting.apply(options, value)) {
+            // Never echo the value: it may be the password.
+            fmt::print(stderr, "websock-hub: the environment variable {} has a value that cannot be used\n", setting.env);
+            return 2;
+        }
+    }
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (arg == "-h" || arg == "--help") {
+            fmt::print("{}", kUsage);
+            return 0;
+        }
+        std::optional<std::string_view> inline_value;  // --port=8080
+        if (const auto eq = arg.find('='); arg.substr(0, 2) == "--" && eq != std::string_view::npos) {
+            inline_value = arg.substr(eq + 1);
+            arg = arg.substr(0, eq);
+        }
+        const Setting* found = nullptr;
+        for (const auto& setting : kSettings)
+            if (arg == setting.flag) found = &setting;
+        if (found == nullptr) {
+            fmt::print(stderr, "websock-hub: unknown option {}\n{}", arg, kUsage);
+            return 2;
+        }
+        std::string_view value;
+        if (inline_value) {
+            value = *inline_value;
+        } else if (arg == "--threads") {
+            value = "1";
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            fmt::print(stderr, "websock-hub: {} needs a value\n", arg);
+            return 2;
+        }
+        if (!found->apply(options, value)) {
+            fmt::print(stderr, "websock-hub: {}: this value cannot be used\n", arg);
+            return 2;
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    hub::HubOptions options;
+    if (const auto exit_code = read_settings(argc, argv, options)) return *exit_code;
+    hub::log_add_secret(options.password);
+
+    // SIGINT/SIGTERM are taken by one thread that waits for them, so that stop() runs as
+    // ordinary code (modules answer pending requests, then the server closes clients). Block
+    // them before any other thread starts, so that every thread inherits the mask.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    hub::Hub hub{options};
+    hub::AiowsOptions aiows;
+    aiows.url_prefix = options.url_prefix;
+    aiows.password = options.password;
+    hub.add_module(std::make_unique<hub::AiowsModule>(std::move(aiows)));
+    // A second API is one more line here: hub.add_module(std::make_unique<...>(...));
+
+    if (options.password.empty())
+        fmt::print(stderr,
+                   "websock-hub: WARNING: no publish password is set (--pwd or HUB_PWD): anybody who can reach this "
+                   "port can publish to every channel\n");
+    if (!hub.listen()) return 1;
+
+    std::thread signal_waiter([&hub, stop_signals] {
+        int signal_number = 0;
+        sigwait(&stop_signals, &signal_number);
+        hub.stop();
+    });
+
+    fmt::print("listening on {}\n", hub.address());
+    std::fflush(stdout);
+    const bool served = hub.serve_forever();
+    // serve_forever() returned on a signal (the waiter is done) or on its own (a failure):
+    // wake the waiter with a signal of its own so that it can be joined.
+    pthread_kill(signal_waiter.native_handle(), SIGTERM);
+    signal_waiter.join();
+    hub::log_info("stopped");
+    return served ? 0 : 1;
+}
