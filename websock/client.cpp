@@ -19,15 +19,13 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "websock/codec/client_handshake.hpp"
 #include "websock/codec/close.hpp"
 #include "websock/codec/frame.hpp"
 #include "websock/connection.hpp"
 #include "websock/detail/socket.hpp"
+#include "websock/detail/transport.hpp"
 
 namespace websock::detail {
 
@@ -35,181 +33,16 @@ using Clock = std::chrono::steady_clock;
 
 // ---- the byte stream under the connection -------------------------------------------------------
 //
-// Everything above this interface (the opening handshake and the I/O thread) moves bytes
-// through it and never touches the socket directly, so a TLS stream (wss://) can slot in
-// beside TcpStream: its handshake() drives SSL_connect, read()/write() may ask to wait for
-// the other direction (WantWrite from a read, WantRead from a write), and
-// has_buffered_input() reports decrypted bytes that poll() cannot see.
-// (Internal; it belongs in websock/detail/ once a second implementation exists.)
+// The socket and what moves bytes over it: the server's transports (plain TCP, or TLS in the
+// client role for wss://). Everything above (the opening handshake, the I/O thread) reads and
+// writes through `transport` and never touches the socket directly.
+struct ClientStream {
+    Fd fd;
+    TlsContext tls_context;                // wss:// only
+    std::unique_ptr<Transport> transport;  // declared last: gone before the context and socket
 
-class ByteStream {
-public:
-    enum class Status : std::uint8_t {
-        Ok,         ///< `bytes` were moved (always > 0)
-        WantRead,   ///< nothing moved: poll for POLLIN, then retry
-        WantWrite,  ///< nothing moved: poll for POLLOUT, then retry
-        Eof,        ///< the peer closed its direction (read only)
-        Error,      ///< see error()
-    };
-    struct Result {
-        Status status = Status::Ok;
-        std::size_t bytes = 0;
-    };
-
-    virtual ~ByteStream() = default;
-    /// The descriptor to poll.
-    virtual int fd() const noexcept = 0;
-    /// The stream's own opening handshake, non-blocking: Ok once done. Plain TCP has none.
-    virtual Result handshake() { return {Status::Ok, 0}; }
-    virtual Result read(char* data, std::size_t size) = 0;
-    virtual Result write(const char* data, std::size_t size) = 0;
-    /// Input already taken from the socket and not yet returned by read() (TLS records).
-    virtual bool has_buffered_input() const noexcept { return false; }
-    /// Half-close our direction (TCP: shutdown(SHUT_WR); TLS: close_notify).
-    virtual void shutdown_write() noexcept = 0;
-    /// After Error: what went wrong.
-    virtual std::string error() const = 0;
-};
-
-class TcpStream final : public ByteStream {
-public:
-    explicit TcpStream(Fd fd) : fd_(std::move(fd)) {}
-
-    int fd() const noexcept override { return fd_.get(); }
-
-    Result read(char* data, std::size_t size) override {
-        for (;;) {
-            const ssize_t got = ::recv(fd_.get(), data, size, 0);
-            if (got > 0) return {Status::Ok, static_cast<std::size_t>(got)};
-            if (got == 0) return {Status::Eof, 0};
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return {Status::WantRead, 0};
-            error_ = std::strerror(errno);
-            return {Status::Error, 0};
-        }
-    }
-
-    Result write(const char* data, std::size_t size) override {
-        for (;;) {
-            const ssize_t sent = ::send(fd_.get(), data, size, MSG_NOSIGNAL);
-            if (sent > 0) return {Status::Ok, static_cast<std::size_t>(sent)};
-            if (sent < 0 && errno == EINTR) continue;
-            if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return {Status::WantWrite, 0};
-            error_ = sent < 0 ? std::strerror(errno) : "send wrote nothing";
-            return {Status::Error, 0};
-        }
-    }
-
-    void shutdown_write() noexcept override { ::shutdown(fd_.get(), SHUT_WR); }
-    std::string error() const override { return error_; }
-
-private:
-    Fd fd_;
-    std::string error_;
-};
-
-/// TLS (wss://) over a connected non-blocking socket: SNI, and the server's certificate
-/// checked against the system's CAs (or options.tls_ca_file) and the URL's host name, unless
-/// options.tls_verify is off.
-class TlsStream final : public ByteStream {
-public:
-    TlsStream(Fd fd, const std::string& host, const ClientOptions& options) : fd_(std::move(fd)) {
-        context_ = SSL_CTX_new(TLS_client_method());
-        if (context_ == nullptr) { set_openssl_error(); return; }
-        SSL_CTX_set_min_proto_version(context_, TLS1_2_VERSION);
-        SSL_CTX_set_mode(context_, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
-        if (options.tls_verify) {
-            SSL_CTX_set_verify(context_, SSL_VERIFY_PEER, nullptr);
-            const bool loaded = options.tls_ca_file.empty()
-                                    ? SSL_CTX_set_default_verify_paths(context_) == 1
-                                    : SSL_CTX_load_verify_locations(context_, options.tls_ca_file.c_str(), nullptr) == 1;
-            if (!loaded) { set_openssl_error("cannot load the CA certificates"); return; }
-        }
-        ssl_ = SSL_new(context_);
-        if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_.get()) != 1) { set_openssl_error(); return; }
-        const bool is_address = host.find(':') != std::string::npos ||
-                                host.find_first_not_of("0123456789.") == std::string::npos;
-        if (!is_address) SSL_set_tlsext_host_name(ssl_, host.c_str());  // SNI takes names only
-        if (options.tls_verify) {
-            const int ok = is_address ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), host.c_str())
-                                      : SSL_set1_host(ssl_, host.c_str());
-            if (ok != 1) { set_openssl_error("cannot set the expected host name"); return; }
-        }
-        SSL_set_connect_state(ssl_);
-    }
-    ~TlsStream() override {
-        if (ssl_ != nullptr) SSL_free(ssl_);
-        if (context_ != nullptr) SSL_CTX_free(context_);
-    }
-
-    int fd() const noexcept override { return fd_.get(); }
-
-    Result handshake() override {
-        if (!error_.empty() || ssl_ == nullptr) return {Status::Error, 0};
-        ERR_clear_error();
-        const int rc = SSL_do_handshake(ssl_);
-        if (rc == 1) return {Status::Ok, 0};
-        const auto result = classify(rc);
-        if (result.status == Status::Error && SSL_get_verify_result(ssl_) != X509_V_OK)
-            error_ = fmt::format("certificate verification failed: {}",
-                                 X509_verify_cert_error_string(SSL_get_verify_result(ssl_)));
-        return result.status == Status::Eof ? Result{Status::Error, 0} : result;
-    }
-
-    Result read(char* data, std::size_t size) override {
-        ERR_clear_error();
-        const int got = SSL_read(ssl_, data, static_cast<int>(std::min<std::size_t>(size, 1u << 30)));
-        if (got > 0) return {Status::Ok, static_cast<std::size_t>(got)};
-        return classify(got);
-    }
-
-    Result write(const char* data, std::size_t size) override {
-        ERR_clear_error();
-        const int sent = SSL_write(ssl_, data, static_cast<int>(std::min<std::size_t>(size, 1u << 30)));
-        if (sent > 0) return {Status::Ok, static_cast<std::size_t>(sent)};
-        return classify(sent);
-    }
-
-    bool has_buffered_input() const noexcept override { return ssl_ != nullptr && SSL_pending(ssl_) > 0; }
-
-    void shutdown_write() noexcept override {
-        if (ssl_ != nullptr) {
-            ERR_clear_error();
-            SSL_shutdown(ssl_);
-        }
-        ::shutdown(fd_.get(), SHUT_WR);
-    }
-
-    std::string error() const override { return error_.empty() ? std::string("TLS failure") : error_; }
-
-private:
-    void set_openssl_error(std::string_view what = "TLS setup failed") {
-        char buffer[256] = "unknown";
-        if (const unsigned long code = ERR_get_error()) ERR_error_string_n(code, buffer, sizeof buffer);
-        error_ = fmt::format("{}: {}", what, buffer);
-    }
-
-    Result classify(int rc) {
-        switch (SSL_get_error(ssl_, rc)) {
-            case SSL_ERROR_WANT_READ: return {Status::WantRead, 0};
-            case SSL_ERROR_WANT_WRITE: return {Status::WantWrite, 0};
-            case SSL_ERROR_ZERO_RETURN: return {Status::Eof, 0};
-            case SSL_ERROR_SYSCALL:
-                if (ERR_peek_error() == 0) {
-                    if (rc == 0 || errno == 0) return {Status::Eof, 0};
-                    if (errno == EAGAIN || errno == EINTR) return {Status::WantRead, 0};
-                    error_ = std::strerror(errno);
-                    return {Status::Error, 0};
-                }
-                [[fallthrough]];
-            default: set_openssl_error("TLS error"); return {Status::Error, 0};
-        }
-    }
-
-    Fd fd_;
-    SSL_CTX* context_ = nullptr;
-    SSL* ssl_ = nullptr;
-    std::string error_;
+    /// What went wrong, for messages: the transport's error, or the peer's close.
+    std::string error() const { return transport->error().empty() ? std::string("connection closed") : transport->error(); }
 };
 
 // ---- shared state ----------------------------------------------------------------------------------
@@ -241,7 +74,7 @@ struct ClientConnectionCore {
     std::atomic<std::thread::id> io_thread{};  // sends from it need no wake-up
 
     // Set by connect() before the I/O thread starts; the thread owns them until it ends.
-    std::unique_ptr<ByteStream> stream;
+    std::unique_ptr<ClientStream> stream;
     std::string leftover;     // bytes that followed the 101's header block
     std::optional<codec::DeflateAgreement> deflate;  // permessage-deflate, when the server agreed
     std::string subprotocol;  // read by subprotocol() from any thread
@@ -372,7 +205,9 @@ private:
     };
 
     bool wants_read() const;
-    bool wants_write() noexcept { return write_offset_ < write_buffer_.size() || !connection_.output().empty(); }
+    bool wants_write() noexcept {
+        return write_offset_ < write_buffer_.size() || !connection_.output().empty() || (stream_ && stream_->transport->wants_write());
+    }
     Clock::time_point deadline() const noexcept;
     void on_readable();
     void on_tick(Clock::time_point now);
@@ -384,7 +219,7 @@ private:
 
     ClientConnectionCore& core_;
     const ClientOptions& options_;
-    std::unique_ptr<ByteStream> stream_;  // reset by finish(): the socket is closed before on_close
+    std::unique_ptr<ClientStream> stream_;  // reset by finish(): the socket is closed before on_close
     Connection connection_;
     std::vector<char> read_buffer_;
     std::vector<Outgoing> taken_;  // the queue, swapped out under the lock (keeps its capacity)
@@ -469,10 +304,10 @@ void ClientSession::run() {
             if (reading) events |= POLLIN;
             if (wants_write()) events |= POLLOUT;
             // A descriptor we want nothing from is left out, or a hang-up would spin the loop.
-            pollfd fds[2] = {{events != 0 ? stream_->fd() : -1, events, 0}, {core_.waker.fd(), POLLIN, 0}};
+            pollfd fds[2] = {{events != 0 ? stream_->fd.get() : -1, events, 0}, {core_.waker.fd(), POLLIN, 0}};
             const auto until = deadline();
             int timeout = until == Clock::time_point::max() ? -1 : poll_timeout_ms(until);
-            if (reading && stream_->has_buffered_input()) timeout = 0;
+            if (reading && stream_->transport->has_buffered_input()) timeout = 0;
             const int ready = ::poll(fds, 2, timeout);
             if (ready < 0 && errno != EINTR) {
                 core_.report(ErrorKind::Io, fmt::format("poll: {}", std::strerror(errno)));
@@ -486,7 +321,7 @@ void ClientSession::run() {
                 core_.waker.drain();
                 core_.wake_pending.store(false, std::memory_order_release);
             }
-            if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) || (reading && stream_->has_buffered_input())) on_readable();
+            if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) || (reading && stream_->transport->has_buffered_input())) on_readable();
             if (phase_ != Phase::Done) after_io();
             if (phase_ != Phase::Done) on_tick(Clock::now());
         } catch (const std::exception& e) {
@@ -500,9 +335,9 @@ void ClientSession::run() {
 
 void ClientSession::on_readable() {
     for (int reads = 0; reads < kReadsPerEvent && phase_ != Phase::Done && wants_read(); ++reads) {
-        const auto result = stream_->read(read_buffer_.data(), read_buffer_.size());
+        const auto result = stream_->transport->read(read_buffer_.data(), read_buffer_.size());
         switch (result.status) {
-            case ByteStream::Status::Ok:
+            case IoResult::Status::Ok:
                 last_heard_ = Clock::now();
                 ping_outstanding_ = false;  // any data proves the server is alive
                 if (phase_ == Phase::Open && connection_.state() != Connection::State::Closed) {
@@ -511,13 +346,12 @@ void ClientSession::on_readable() {
                 }
                 // After the close handshake whatever the server still sends is dropped.
                 continue;
-            case ByteStream::Status::WantRead:
-            case ByteStream::Status::WantWrite: return;
-            case ByteStream::Status::Eof:
+            case IoResult::Status::WouldBlock: return;
+            case IoResult::Status::Eof:
                 if (phase_ == Phase::Open && lost_reason_.empty()) lost_reason_ = "the server closed the TCP connection";
                 finish();  // in Lingering: the server's close, as section 7.1.1 wants
                 return;
-            case ByteStream::Status::Error:
+            case IoResult::Status::Error:
                 if (phase_ == Phase::Open) {
                     lost_reason_ = fmt::format("read: {}", stream_->error());
                     if (connection_.state() == Connection::State::Open)
@@ -568,12 +402,13 @@ bool ClientSession::flush() {
         }
     }
     while (write_offset_ < write_buffer_.size()) {
-        const auto result = stream_->write(write_buffer_.data() + write_offset_, write_buffer_.size() - write_offset_);
-        if (result.status == ByteStream::Status::Ok) {
+        const auto result =
+            stream_->transport->write(write_buffer_.data() + write_offset_, write_buffer_.size() - write_offset_);
+        if (result.status == IoResult::Status::Ok && result.bytes > 0) {
             write_offset_ += result.bytes;
             continue;
         }
-        if (result.status == ByteStream::Status::WantWrite || result.status == ByteStream::Status::WantRead) break;
+        if (result.status == IoResult::Status::WouldBlock || result.status == IoResult::Status::Ok) break;
         lost_reason_ = fmt::format("write: {}", stream_->error());
         core_.writing_bytes.store(0, std::memory_order_relaxed);
         return false;
@@ -603,7 +438,7 @@ void ClientSession::after_io() {
         // Section 7.1.1: the server closes TCP first; we wait for its FIN (until the close
         // deadline). When we failed the connection, we half-close at once: there is nothing
         // more to say, and the server learns it sooner.
-        if (connection_.failed()) stream_->shutdown_write();
+        if (connection_.failed()) stream_->transport->shutdown_write();
         phase_ = Phase::Lingering;
     }
 }
@@ -734,7 +569,7 @@ struct Failure {
 };
 
 /// A non-blocking TCP connection to host:port, trying every address until one answers.
-std::unique_ptr<ByteStream> connect_tcp(const codec::WebSocketUrl& url, const ClientOptions& options, Failure& failure) {
+std::unique_ptr<ClientStream> connect_tcp(const codec::WebSocketUrl& url, const ClientOptions& options, Failure& failure) {
     const auto deadline = Clock::now() + options.connect_timeout;
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -773,16 +608,32 @@ std::unique_ptr<ByteStream> connect_tcp(const codec::WebSocketUrl& url, const Cl
             continue;
         }
         if (options.tcp_nodelay) set_tcp_nodelay(fd.get());
-        if (url.secure) return std::make_unique<TlsStream>(std::move(fd), url.host, options);
-        return std::make_unique<TcpStream>(std::move(fd));
+        auto stream = std::make_unique<ClientStream>();
+        stream->fd = std::move(fd);
+        if (!url.secure) {
+            stream->transport = make_plain_transport(stream->fd.get());
+            return stream;
+        }
+        std::string tls_error;
+        stream->tls_context = make_client_tls_context(options.tls_verify, options.tls_ca_file, tls_error);
+        if (!stream->tls_context) {
+            failure = {ErrorKind::Tls, fmt::format("TLS setup failed: {}", tls_error)};
+            return nullptr;
+        }
+        stream->transport = make_tls_client_transport(stream->tls_context.get(), stream->fd.get(), url.host, options.tls_verify);
+        if (!stream->transport->error().empty()) {
+            failure = {ErrorKind::Tls, fmt::format("TLS setup failed: {}", stream->transport->error())};
+            return nullptr;
+        }
+        return stream;
     }
     failure = {ErrorKind::Io, fmt::format("cannot connect to {}: {}", endpoint(url.host, url.port), last_error)};
     return nullptr;
 }
 
-/// Wait for what a stream asked for; false at the deadline.
-bool wait_stream(ByteStream& stream, ByteStream::Status status, Clock::time_point deadline) {
-    return wait_for(stream.fd(), status == ByteStream::Status::WantWrite ? POLLOUT : POLLIN, deadline);
+/// Wait for what the transport's last operation asked for; false at the deadline.
+bool wait_stream(const ClientStream& stream, Clock::time_point deadline) {
+    return wait_for(stream.fd.get(), stream.transport->wants_write() ? POLLOUT : POLLIN, deadline);
 }
 
 }  // namespace
@@ -791,7 +642,7 @@ bool wait_stream(ByteStream& stream, ByteStream::Status status, Clock::time_poin
 
 namespace websock {
 
-using detail::ByteStream;
+using detail::IoResult;
 using detail::ClientConnectionCore;
 using detail::Clock;
 using detail::Outgoing;
@@ -895,24 +746,22 @@ bool WebSocketClient::connect(std::string_view url) {
     };
 
     // The stream's own handshake (TLS); plain TCP has none.
-    for (;;) {
-        const auto result = stream->handshake();
-        if (result.status == ByteStream::Status::Ok) break;
-        if (result.status == ByteStream::Status::Error || result.status == ByteStream::Status::Eof)
-            return fail(ErrorKind::Tls, fmt::format("{}: {}", where, stream->error()));
-        if (!detail::wait_stream(*stream, result.status, deadline)) return timed_out("no secure channel");
+    while (!stream->transport->handshake()) {
+        if (!stream->transport->error().empty())
+            return fail(ErrorKind::Tls, fmt::format("{}: {}", where, stream->transport->error()));
+        if (!detail::wait_stream(*stream, deadline)) return timed_out("no secure channel");
     }
 
     const std::string request_bytes = codec::make_upgrade_request(request, key);
     for (std::size_t offset = 0; offset < request_bytes.size();) {
-        const auto result = stream->write(request_bytes.data() + offset, request_bytes.size() - offset);
-        if (result.status == ByteStream::Status::Ok) {
+        const auto result = stream->transport->write(request_bytes.data() + offset, request_bytes.size() - offset);
+        if (result.status == IoResult::Status::Ok) {
             offset += result.bytes;
             continue;
         }
-        if (result.status == ByteStream::Status::Error || result.status == ByteStream::Status::Eof)
+        if (result.status != IoResult::Status::WouldBlock)
             return fail(ErrorKind::Io, fmt::format("{}: cannot send the upgrade request: {}", where, stream->error()));
-        if (!detail::wait_stream(*stream, result.status, deadline)) return timed_out("the upgrade request was not taken");
+        if (!detail::wait_stream(*stream, deadline)) return timed_out("the upgrade request was not taken");
     }
 
     // The response, up to the end of its header block; what follows is the first frames.
@@ -921,8 +770,8 @@ bool WebSocketClient::connect(std::string_view url) {
     std::string leftover;
     bool got_any = false;
     for (;;) {
-        const auto result = stream->read(buffer.data(), buffer.size());
-        if (result.status == ByteStream::Status::Ok) {
+        const auto result = stream->transport->read(buffer.data(), buffer.size());
+        if (result.status == IoResult::Status::Ok) {
             got_any = true;
             std::size_t consumed = 0;
             const auto status = parser.feed(buffer.data(), result.bytes, consumed);
@@ -934,13 +783,13 @@ bool WebSocketClient::connect(std::string_view url) {
             }
             continue;
         }
-        if (result.status == ByteStream::Status::Eof)
+        if (result.status == IoResult::Status::Eof)
             return fail(ErrorKind::Handshake, fmt::format("{}: the server closed the connection {}", where,
                                                           got_any ? "in the middle of its answer to the upgrade request"
                                                                   : "without answering the upgrade request"));
-        if (result.status == ByteStream::Status::Error)
+        if (result.status == IoResult::Status::Error)
             return fail(ErrorKind::Io, fmt::format("{}: reading the upgrade response: {}", where, stream->error()));
-        if (!detail::wait_stream(*stream, result.status, deadline))
+        if (!detail::wait_stream(*stream, deadline))
             return timed_out(got_any ? "the answer to the upgrade request did not complete" : "no answer to the upgrade request");
     }
 

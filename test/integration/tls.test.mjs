@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import { WebSocket, ms, startServer, openWs, wsEcho, closeWs, nextWsMessage, withTimeout, once, HOST, MiB } from './helpers.mjs';
+import { WebSocket, ms, waitFor, startServer, openWs, wsEcho, closeWs, nextWsMessage, withTimeout, once, HOST, MiB } from './helpers.mjs';
 
 let dir;
 let ca;
@@ -76,6 +76,29 @@ describe('wss echo', () => {
         const ws = await openWs(url(), { options: { ca } });
         await wsEcho(ws, 'still serving');
         await closeWs(ws);
+    });
+
+    it('a client that hangs up in the middle of the TLS handshake is let go at once, not at the deadline', async () => {
+        // Its FIN must end the handshake with an error at once: an EOF taken for "wait for
+        // more" would leave the socket readable and the engine spinning until the deadline.
+        const fx = await startServer('fixture_server', [
+            '--tls-cert', path.join(dir, 'cert.pem'), '--tls-key', path.join(dir, 'key.pem'), '--handshake-timeout-ms', String(ms(20000)),
+        ]);
+        try {
+            const socket = net.connect({ host: HOST, port: fx.port });
+            socket.on('error', () => {});
+            await once(socket, 'connect', { rejectOnError: true });
+            socket.end();
+            const line = await waitFor(() => fx.stderr.find((l) => /TLS handshake failed/.test(l)), {
+                timeout: ms(5000), what: 'the failure reported long before the 20 s deadline',
+            });
+            assert.match(line, /eof|closed the connection/i);
+            const ws = await openWs(`wss://${HOST}:${fx.port}/`, { options: { ca } });
+            await wsEcho(ws, 'after a client that hung up');
+            await closeWs(ws);
+        } finally {
+            await fx.stop({ timeout: ms(10000) });
+        }
     });
 
     it('a client that never finishes its TLS handshake is dropped at the handshake deadline', async () => {

@@ -1,6 +1,7 @@
 #include "websock/detail/transport.hpp"
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -57,6 +58,7 @@ private:
 
 class TlsTransport final : public Transport {
 public:
+    /// The server role: the context holds the certificate.
     TlsTransport(SSL_CTX* context, int fd) : fd_(fd), ssl_(SSL_new(context)) {
         if (ssl_ == nullptr || SSL_set_fd(ssl_, fd) != 1) {
             error_ = openssl_errors();
@@ -64,12 +66,32 @@ public:
         }
         SSL_set_accept_state(ssl_);
     }
+    /// The client role: SNI for a host name, and the peer's certificate checked against
+    /// `host` (a name or an IP address) when `verify` is on.
+    TlsTransport(SSL_CTX* context, int fd, const std::string& host, bool verify) : fd_(fd), ssl_(SSL_new(context)) {
+        if (ssl_ == nullptr || SSL_set_fd(ssl_, fd) != 1) {
+            error_ = openssl_errors();
+            return;
+        }
+        const bool is_address =
+            host.find(':') != std::string::npos || host.find_first_not_of("0123456789.") == std::string::npos;
+        if (!is_address) SSL_set_tlsext_host_name(ssl_, host.c_str());  // SNI takes names only
+        if (verify) {
+            const int ok = is_address ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), host.c_str())
+                                      : SSL_set1_host(ssl_, host.c_str());
+            if (ok != 1) {
+                error_ = fmt::format("cannot set the expected host name: {}", openssl_errors());
+                return;
+            }
+        }
+        SSL_set_connect_state(ssl_);
+    }
     ~TlsTransport() override {
         if (ssl_ != nullptr) SSL_free(ssl_);
     }
 
     bool handshake() override {
-        if (ssl_ == nullptr) return false;
+        if (ssl_ == nullptr || !error_.empty()) return false;
         if (handshake_done_) return true;
         ERR_clear_error();
         const int rc = SSL_do_handshake(ssl_);
@@ -78,7 +100,14 @@ public:
             wants_write_ = false;
             return true;
         }
-        classify(rc);
+        const auto result = classify(rc);
+        if (result.status == IoResult::Status::Eof) {
+            // Without this the socket stays readable (at EOF) and a poller would spin.
+            error_ = "the peer closed the connection during the TLS handshake";
+        } else if (result.status == IoResult::Status::Error && SSL_get_verify_result(ssl_) != X509_V_OK) {
+            error_ = fmt::format("certificate verification failed: {}",
+                                 X509_verify_cert_error_string(SSL_get_verify_result(ssl_)));
+        }
         return false;
     }
 
@@ -152,6 +181,30 @@ std::unique_ptr<Transport> make_plain_transport(int fd) { return std::make_uniqu
 
 std::unique_ptr<Transport> make_tls_server_transport(SSL_CTX* context, int fd) {
     return std::make_unique<TlsTransport>(context, fd);
+}
+
+std::unique_ptr<Transport> make_tls_client_transport(SSL_CTX* context, int fd, const std::string& host, bool verify) {
+    return std::make_unique<TlsTransport>(context, fd, host, verify);
+}
+
+TlsContext make_client_tls_context(bool verify, const std::string& ca_file, std::string& error) {
+    TlsContext context(SSL_CTX_new(TLS_client_method()));
+    if (!context) {
+        error = openssl_errors();
+        return nullptr;
+    }
+    SSL_CTX_set_min_proto_version(context.get(), TLS1_2_VERSION);
+    SSL_CTX_set_mode(context.get(), SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+    if (verify) {
+        SSL_CTX_set_verify(context.get(), SSL_VERIFY_PEER, nullptr);
+        const bool loaded = ca_file.empty() ? SSL_CTX_set_default_verify_paths(context.get()) == 1
+                                            : SSL_CTX_load_verify_locations(context.get(), ca_file.c_str(), nullptr) == 1;
+        if (!loaded) {
+            error = fmt::format("cannot load the CA certificates: {}", openssl_errors());
+            return nullptr;
+        }
+    }
+    return context;
 }
 
 TlsContext make_server_tls_context(const std::string& certificate_file, const std::string& private_key_file,

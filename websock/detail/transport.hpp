@@ -1,6 +1,7 @@
 // Byte transports under a connection: plain TCP (or a unix socket) and TLS over it, both
-// non-blocking. The ClientDriver reads and writes through this interface, so TLS is one
-// more layer rather than another server. Internal.
+// non-blocking, in the server role (ClientDriver) and the client role (WebSocketClient).
+// Connections read and write through this interface, so TLS is one more layer rather than
+// another server or client. Internal.
 #pragma once
 
 #include <cstddef>
@@ -50,5 +51,13 @@ TlsContext make_server_tls_context(const std::string& certificate_file, const st
 
 /// TLS over a non-blocking socket it does not own, in the server role.
 std::unique_ptr<Transport> make_tls_server_transport(SSL_CTX* context, int fd);
+
+/// A client TLS context (TLS 1.2 and 1.3): peers verified against the system's CAs, or
+/// `ca_file`, when `verify` is on; null with `error` set.
+TlsContext make_client_tls_context(bool verify, const std::string& ca_file, std::string& error);
+
+/// TLS over a non-blocking socket it does not own, in the client role: SNI, and the
+/// certificate checked against `host` when `verify` is on. handshake() drives SSL_connect.
+std::unique_ptr<Transport> make_tls_client_transport(SSL_CTX* context, int fd, const std::string& host, bool verify);
 
 }  // namespace websock::detail
