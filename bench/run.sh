@@ -25,7 +25,10 @@
 #   BENCH_WARMUP        warm-up seconds (default 2; quick 1)
 #   BENCH_DURATION      measured seconds per run (default 8, at most 10; quick 2)
 #   BENCH_SERVERS       subset and order, e.g. "websock beast" (default: the four below);
-#                       "websock-event" adds websock-echo --engine event (one epoll loop)
+#                       "websock-event" adds websock-echo --engine event (one epoll loop),
+#                       "websock-spin" the same with --busy-poll-us 200 (trades a core for latency)
+#   BENCH_LOADGEN_SPIN=1  the load generator polls without sleeping, so that its own
+#                       wake-ups (tens of µs on a VM) stay out of every server's latency
 #   BENCH_CONNECTIONS   connections for throughput and latency (default 100)
 #   BENCH_INFLIGHT      messages in flight per connection (default 8)
 #   BENCH_SIZE          message size in bytes (default 32, at least 24)
@@ -124,6 +127,7 @@ server_cmd() {
     case "$1" in
         websock)     echo "$BIN_DIR/websock-echo --host 127.0.0.1 --port 0" ;;
         websock-event) echo "$BIN_DIR/websock-echo --host 127.0.0.1 --port 0 --engine event" ;;
+        websock-spin) echo "$BIN_DIR/websock-echo --host 127.0.0.1 --port 0 --engine event --busy-poll-us 200" ;;
         websocketpp) echo "$BIN_DIR/bench_websocketpp_echo --host 127.0.0.1 --port 0" ;;
         beast)       echo "$BIN_DIR/bench_beast_echo --host 127.0.0.1 --port 0" ;;
         node-ws)     echo "node bench/peers/ws_echo.mjs --host 127.0.0.1 --port 0" ;;
@@ -134,7 +138,7 @@ server_cmd() {
 server_missing() {  # prints why a server cannot run, or nothing
     case "$1" in
         websock)     [ -x "$BIN_DIR/websock-echo" ] || echo "$SRC_BIN_DIR/websock-echo is not built (yet)" ;;
-        websock-event)
+        websock-event|websock-spin)
             if [ ! -x "$BIN_DIR/websock-echo" ]; then echo "$SRC_BIN_DIR/websock-echo is not built (yet)"
             elif ! grep -q -- '--engine' "$BIN_DIR/websock-echo"; then echo "this websock-echo has no --engine option"
             fi ;;
@@ -241,6 +245,7 @@ measure() {  # server kind rep [attempt]
                           --warmup "$WARMUP" --duration "$DURATION") ;;
         idle)       args=(--mode idle --connections "$IDLE_CONNS" --size "$SIZE" --warmup 0 --duration "$IDLE_HOLD") ;;
     esac
+    if [ "${BENCH_LOADGEN_SPIN:-0}" = 1 ] && [ "$kind" = latency ]; then args+=(--spin); fi
     wait_quiet
     if ! start_server "$s" "$log.server.log"; then
         FAILURES+=("$s $kind round $rep: the server did not start (see $log.server.log)")

@@ -2,7 +2,8 @@
 // benchmarks use it.
 //
 //   websock-echo [--host 127.0.0.1] [--port 9001] [--max-message-bytes 16777216]
-//                [--engine threads|event] [--tls-cert PEM --tls-key PEM] [--no-deflate] [--quiet]
+//                [--engine threads|event] [--busy-poll-us N] [--tls-cert PEM --tls-key PEM]
+//                [--no-deflate] [--quiet]
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -35,6 +36,8 @@ int main(int argc, char** argv) {
             options.tls.private_key_file = argv[++i];
         } else if (arg == "--no-deflate") {
             options.deflate.enabled = false;
+        } else if (arg == "--busy-poll-us" && has_value) {
+            options.busy_poll = websock::Microseconds(std::strtoull(argv[++i], nullptr, 10));
         } else if (arg == "--quiet") {
             quiet = true;
         } else if (arg == "--engine" && has_value) {
@@ -46,7 +49,7 @@ int main(int argc, char** argv) {
                 return 2;
             }
         } else {
-            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--engine threads|event]\n       [--tls-cert PEM --tls-key PEM] [--no-deflate] [--quiet]\n", argv[0]);
+            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--engine threads|event]\n       [--busy-poll-us N] [--tls-cert PEM --tls-key PEM] [--no-deflate] [--quiet]\n", argv[0]);
             return arg == "--help" ? 0 : 2;
         }
     }

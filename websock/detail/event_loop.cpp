@@ -49,7 +49,7 @@ public:
         epoll_event events[256];
         for (;;) {
             const int timeout = clients_.empty() && !stop_started ? -1 : poll_timeout_ms(next_tick);
-            const int ready = ::epoll_wait(epoll_.get(), events, 256, timeout);
+            const int ready = wait(events, 256, timeout);
             if (ready < 0 && errno != EINTR) {
                 server_.report(nullptr, ErrorKind::Io, fmt::format("epoll_wait: {}", std::strerror(errno)));
                 break;
@@ -89,6 +89,24 @@ public:
     }
 
 private:
+    /// epoll_wait, spinning first for options.busy_poll after the last events (see there).
+    int wait(epoll_event* events, int capacity, int timeout) {
+        const auto busy_poll = server_.options.busy_poll;
+        if (busy_poll.count() > 0 && timeout != 0) {
+            const auto spin_until = last_events_ + busy_poll;
+            while (Clock::now() < spin_until && !server_.stopping.load(std::memory_order_relaxed)) {
+                const int ready = ::epoll_wait(epoll_.get(), events, capacity, 0);
+                if (ready != 0) {
+                    if (ready > 0) last_events_ = Clock::now();
+                    return ready;
+                }
+            }
+        }
+        const int ready = ::epoll_wait(epoll_.get(), events, capacity, timeout);
+        if (ready > 0) last_events_ = Clock::now();
+        return ready;
+    }
+
     void add(int fd, std::uint32_t events, std::uint64_t tag) {
         epoll_event event{};
         event.events = events;
@@ -209,6 +227,7 @@ private:
     Fd epoll_;
     std::unordered_map<std::uint64_t, LoopClient> clients_;
     std::vector<ClientCore*> dirty_;
+    Clock::time_point last_events_{};  // when epoll_wait last returned events (busy_poll)
     std::vector<std::uint64_t> touched_;
 };
 
