@@ -129,7 +129,7 @@ std::variant<Package, ParseError> parse_package(std::string channel, PackageType
             package.data.assign(body);
             break;
         case PackageType::Json: {
-            const auto parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+            const auto parsed = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);  // keeps key order
             if (parsed.is_discarded()) return ParseError{"the body is not valid JSON"};
             package.data = parsed.dump();
             break;
