@@ -158,7 +158,9 @@ std::variant<std::vector<Package>, ParseError> parse_broadcast(std::string_view 
                 return ParseError{"more than " + std::to_string(max_packages) + " packages in one broadcast"};
             if (!item.is_object() || item.size() != 1)
                 return ParseError{"channel \"" + channel + "\": a package is an object with one key: text, json or bytes"};
-            const auto& [kind, value] = *item.items().begin();
+            const auto entry = item.cbegin();  // the one key (not items(): its proxy is a temporary)
+            const std::string& kind = entry.key();
+            const auto& value = entry.value();
             Package package{channel, PackageType::Text, {}};
             if (kind == "text") {
                 if (!value.is_string()) return ParseError{"channel \"" + channel + "\": a text package must be a string"};
