@@ -61,3 +61,4 @@ $(BENCH_NODE_STAMP): bench/package.json
 	@touch $@
 
 -include $(OBJ_DIR)/bench/loadgen.d $(OBJ_DIR)/bench/websocketpp_echo.d $(OBJ_DIR)/bench/beast_echo.d
+include bench/fanout.mk
