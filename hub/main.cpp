@@ -10,6 +10,7 @@
 // SIGINT/SIGTERM: answer what is pending, close every client with 1001, exit 0.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cerrno>
 #include <charconv>
@@ -175,6 +176,14 @@ int main(int argc, char** argv) {
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     signal(SIGPIPE, SIG_IGN);
+
+    // One descriptor per subscriber: take the hard limit of open files (often 1024 soft,
+    // far more hard), as nginx does, rather than refuse connections at a thousand.
+    rlimit files{};
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
 
     hub::Hub hub{options};
     hub::AiowsOptions aiows;
