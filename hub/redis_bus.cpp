@@ -285,6 +285,12 @@ void RedisBus::start(Handler handler) {
     }
     reader_thread_ = std::thread([this] { reader_loop(); });
     writer_thread_ = std::thread([this] { writer_loop(); });
+    // Wait (bounded) for the first connection attempts: once start() returns, the reader is
+    // on the stream if Redis is there, so nothing published elsewhere after that is missed,
+    // and status() tells the truth.
+    const auto bound = options_.connect_timeout + options_.command_timeout + options_.read_block;
+    std::unique_lock lock(mutex_);
+    first_attempts_.wait_for(lock, bound, [&] { return stopping_ || (reader_tried_ && writer_tried_); });
 }
 
 void RedisBus::publish(std::string topic, std::string payload, Done done) {
@@ -327,6 +333,7 @@ void RedisBus::stop() {
     }
     wake_writer_.notify_all();
     wake_backoff_.notify_all();
+    first_attempts_.notify_all();
     for (Link* link : {reader_link_.get(), writer_link_.get()}) {
         std::lock_guard fd_lock(link->fd_mutex);
         if (link->context && link->context->fd >= 0) ::shutdown(link->context->fd, SHUT_RDWR);
@@ -496,14 +503,19 @@ void RedisBus::writer_loop() {
     for (;;) {
         if (!link.context) {
             if (!wait_backoff(link)) break;
-            if (!connect_link(link, "writer")) continue;
+            const bool ready = connect_link(link, "writer");
             std::vector<std::string> lines;
             {
                 std::lock_guard lock(mutex_);
-                writer_up_ = true;
-                update_connected_locked(lines);
+                writer_tried_ = true;
+                if (ready) {
+                    writer_up_ = true;
+                    update_connected_locked(lines);
+                }
             }
+            first_attempts_.notify_all();
             for (const auto& line : lines) log(line);
+            if (!ready) continue;
         }
         {
             std::unique_lock lock(mutex_);
@@ -688,18 +700,23 @@ void RedisBus::reader_loop() {
         }
         if (!link.context) {
             if (!wait_backoff(link)) break;
-            if (!connect_link(link, "reader")) continue;
-            if (!position_reader(link)) {
+            bool ready = connect_link(link, "reader");
+            if (ready && !position_reader(link)) {
                 if (link.context) link_lost(link, "reader", link.context->errstr[0] ? link.context->errstr : "XINFO failed");
-                continue;
+                ready = false;
             }
             std::vector<std::string> lines;
             {
                 std::lock_guard lock(mutex_);
-                reader_up_ = true;
-                update_connected_locked(lines);
+                reader_tried_ = true;
+                if (ready) {
+                    reader_up_ = true;
+                    update_connected_locked(lines);
+                }
             }
+            first_attempts_.notify_all();
             for (const auto& line : lines) log(line);
+            if (!ready) continue;
             wake_writer_.notify_one();
         }
         ReplyPtr reply = command(link.context, {"XREAD", "BLOCK", block_ms, "COUNT", count, "STREAMS", options_.stream_key, link.last_id});

@@ -88,8 +88,10 @@ public:
     RedisBus(const RedisBus&) = delete;
     RedisBus& operator=(const RedisBus&) = delete;
 
-    /// Starts the reader and writer threads and returns at once; publishes made before the
-    /// first connection is up wait for it (or fail when it cannot be made).
+    /// Starts the reader and writer threads and waits for their first connection attempts
+    /// (at most connect_timeout + command_timeout + read_block): when it returns with Redis
+    /// reachable, this node reads the stream from here on and status() says connected; with
+    /// Redis unreachable it returns all the same (publishes fail until a reconnect).
     void start(Handler handler) override;
     /// Never blocks on the network. `done` runs on the caller's thread when the publish is
     /// refused at once, else on the bus's reader or writer thread.
@@ -134,6 +136,7 @@ private:
     mutable std::mutex mutex_;
     std::condition_variable wake_writer_;
     std::condition_variable wake_backoff_;
+    std::condition_variable first_attempts_;  ///< start() waits on it for the first connections
     Handler handler_;
     bool started_ = false;
     bool stopping_ = false;
@@ -145,6 +148,8 @@ private:
     bool reader_up_ = false;   ///< connected and positioned on the stream
     bool outage_ = false;      ///< a link failed and is not back: publish fails at once
     bool ever_connected_ = false;
+    bool reader_tried_ = false;  ///< the first reader connection attempt is over (either way)
+    bool writer_tried_ = false;
     BusStatus status_;
 
     std::unique_ptr<Link> writer_link_;

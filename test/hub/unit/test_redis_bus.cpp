@@ -286,6 +286,9 @@ TEST_CASE("redis bus: Redis killed mid-run, restarted empty on the same port, th
     Received received_a, received_b;
     node_a.start(received_a.handler());
     node_b.start(received_b.handler());
+    // start() returns once the reader is on the stream: B hears everything A says from now.
+    REQUIRE(node_a.status().connected);
+    REQUIRE(node_b.status().connected);
 
     Outcomes before;
     for (int i = 0; i < 10; ++i) node_a.publish("aiows:x", "before:" + std::to_string(i), before.done());
@@ -355,11 +358,12 @@ TEST_CASE("redis bus: a paused Redis, the pending limit, then recovery") {
     options.max_pending_publishes = 4;
     options.command_timeout = 300ms;
     options.connect_timeout = 300ms;
-    redis.pause();  // accepts connections (the kernel does), answers nothing
     hub::RedisBus bus(options);
     Received received;
     bus.start(received.handler());
+    REQUIRE(bus.status().connected);
 
+    redis.pause();  // keeps its connections, accepts new ones (the kernel does), answers nothing
     Outcomes outcomes;
     for (int i = 0; i < 10; ++i) bus.publish("aiows:p", "m" + std::to_string(i), outcomes.done());
     // Nothing can be answered by a paused Redis: the first 4 wait, 6 are refused at once.
@@ -368,12 +372,15 @@ TEST_CASE("redis bus: a paused Redis, the pending limit, then recovery") {
     // The command timeout ends the wait: the 4 fail as unavailable, and the status says why.
     REQUIRE(eventually([&] { return outcomes.total() == 10; }));
     CHECK(outcomes.failed() == 10);
-    CHECK_FALSE(bus.status().connected);
+    const auto errors = outcomes.errors();
+    CHECK(std::count_if(errors.begin(), errors.end(), [](const std::string& e) { return starts_with(e, "redis unavailable: "); }) == 4);
+    REQUIRE(eventually([&] { return !bus.status().connected; }));
     CHECK_MESSAGE(bus.status().last_error.find("127.0.0.1:" + std::to_string(redis.port())) != std::string::npos,
                   bus.status().last_error);
 
     redis.resume();
     REQUIRE(eventually([&] { return bus.status().connected; }, 10000ms));
+    CHECK(bus.status().reconnects >= 1);
     Outcomes later;
     bus.publish("aiows:p", "after", later.done());
     REQUIRE(eventually([&] { return later.total() == 1; }));
@@ -431,12 +438,16 @@ TEST_CASE("redis bus: stop() while Redis is down and before start") {
         bus.publish("t", "p", outcomes.done());
         CHECK(outcomes.failed() == 1);
     }
-    SUBCASE("no server at the address: start() does not block, publishes fail, stop() is prompt") {
+    SUBCASE("no server at the address: start() returns promptly, publishes fail, stop() is prompt") {
         hub::RedisOptions options;
         options.port = test::free_loopback_port();
         options.log = [](std::string_view) {};
         hub::RedisBus bus(options);
+        const auto started = std::chrono::steady_clock::now();
         bus.start([](std::string_view, std::string_view) {});
+        CHECK(std::chrono::steady_clock::now() - started < test::scaled(1000ms));  // refused at once
+        CHECK_FALSE(bus.status().connected);
+        CHECK_FALSE(bus.status().last_error.empty());
         Outcomes outcomes;
         bus.publish("t", "p", outcomes.done());
         REQUIRE(eventually([&] { return outcomes.total() == 1; }));
