@@ -6,7 +6,7 @@ HUB_SRCS := $(filter-out hub/main.cpp,$(wildcard hub/*.cpp hub/*/*.cpp))
 HUB_OBJS := $(HUB_SRCS:%.cpp=$(OBJ_DIR)/%.o)
 HUB_LIB := $(LIB_DIR)/libwebsockhub.a
 HUB_BIN := $(BIN_DIR)/websock-hub
-HUB_LIBS := -lhiredis -lprometheus-cpp-core
+HUB_LIBS := -lhiredis -lprometheus-cpp-core -linih
 
 EXAMPLE_BINS += $(HUB_BIN)
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES="g++ clang make pkg-config libssl-dev openssl libfmt-dev doctest-dev zlib1g-dev
 nlohmann-json3-dev libhttp-parser-dev libwebsocketpp-dev libboost-dev libboost-system-dev
 nodejs npm libclang-rt-dev procps chromium buildah podman debootstrap runc
-libhiredis-dev redis-server prometheus-cpp-dev python3-itsdangerous"
+libhiredis-dev redis-server prometheus-cpp-dev python3-itsdangerous libinih-dev"
 
 missing=""
 for p in $PACKAGES; do
