@@ -298,8 +298,10 @@ void RedisBus::publish(std::string topic, std::string payload, Done done) {
     {
         std::lock_guard lock(mutex_);
         const std::size_t bytes = topic.size() + payload.size();
-        if (!started_ || stopping_) {
+        if (stopping_) {
             refusal = "bus stopped";
+        } else if (!started_) {
+            refusal = "bus not started";
         } else if (outage_) {
             refusal = "redis unavailable: " + status_.last_error;
         } else if (pending_.size() >= options_.max_pending_publishes ||
