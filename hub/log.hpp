@@ -15,7 +15,7 @@ enum class LogLevel { Info, Warning, Error };
 void log_line(LogLevel level, std::string_view message) noexcept;
 
 /// A secret that must never reach the log: every later line has it replaced by "***".
-/// Call before the server starts (not synchronised with log_line). Empty: nothing to hide.
+/// Safe from any thread; call it as soon as the secret is known. Empty: nothing to hide.
 void log_add_secret(std::string secret);
 
 template <typename... Args>
