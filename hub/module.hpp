@@ -32,7 +32,8 @@ public:
     /// `responder`, now or later, from any thread.
     virtual bool handle_http(const websock::HttpRequest& request, const std::shared_ptr<websock::HttpResponder>& responder) = 0;
     /// Whether an upgrade request to this path is this module's. A client accepted for it is
-    /// this module's from then on: its open/message/close callbacks come here.
+    /// this module's from then on: its open/message/close callbacks come here, and its
+    /// client.user_data() is the module's to use (the Hub keeps its own client -> module map).
     virtual bool owns_websocket(const websock::HttpRequest& request) const = 0;
     /// Decide an upgrade request this module owns: accept, or refuse with a status.
     virtual websock::HandshakeDecision handshake(const websock::HandshakeRequest& request,
