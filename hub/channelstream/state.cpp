@@ -150,8 +150,10 @@ Applied State::apply(const Json& op) {
         } else if (kind == "attach") apply_attach(ctx, op);
         else if (kind == "detach") apply_detach(ctx, op);
         else if (kind == "touch") apply_touch(ctx, op);
+        else if (kind == "requeue") apply_requeue(ctx, op);
         else if (kind == "gc") apply_gc(ctx, op);
         else throw std::invalid_argument("unknown operation '" + kind + "'");
+        detach_answered_polls(ctx);
     } catch (const std::exception& e) {
         // The same bad operation fails the same way on every node, so states stay equal.
         applied = Applied{};
@@ -400,6 +402,7 @@ void State::apply_attach(Context& ctx, const Json& op) {
     Connection& connection = found->second;
     connection.node = ctx.node();
     connection.kind = op.value("kind", "ws");
+    connection.attachment = op.value("attachment", "");
     connection.between_polls = false;
     connection.last_active = ctx.at();
     if (auto user = users_.find(connection.username); user != users_.end()) user->second.last_active = ctx.at();
@@ -410,12 +413,50 @@ void State::apply_attach(Context& ctx, const Json& op) {
 
 void State::apply_detach(Context& ctx, const Json& op) {
     auto found = connections_.find(op.at("conn_id").get<std::string>());
-    if (found == connections_.end() || found->second.node != ctx.node()) return;  // re-attached elsewhere since
+    // Attached again since (another socket, another poll, another node): not ours to detach.
+    if (found == connections_.end() || found->second.node != ctx.node() ||
+        found->second.attachment != op.value("attachment", ""))
+        return;
     Connection& connection = found->second;
+    connection.between_polls = connection.kind == "poll";
     connection.node.clear();
-    connection.between_polls = op.value("kind", "ws") == "poll";
     connection.kind.clear();
+    connection.attachment.clear();
     connection.last_active = ctx.at();
+}
+
+void State::apply_requeue(Context& ctx, const Json& op) {
+    auto found = connections_.find(op.at("conn_id").get<std::string>());
+    if (found == connections_.end()) return;
+    Connection& connection = found->second;
+    std::vector<std::shared_ptr<const std::string>> payloads;
+    for (Json frame : op.at("frames")) {
+        frame["catchup"] = true;
+        payloads.push_back(std::make_shared<const std::string>(frame.dump()));
+    }
+    if (!connection.node.empty()) {  // already attached again: hand them over now
+        for (auto& payload : payloads) ctx.applied().deliveries.push_back({connection.id, connection.node, std::move(payload)});
+        return;
+    }
+    // Older than what waits already: in front of it.
+    connection.pending.insert(connection.pending.begin(), payloads.begin(), payloads.end());
+    while (connection.pending.size() > limits_.max_pending_frames) {
+        connection.pending.pop_front();
+        ++connection.pending_dropped;
+    }
+}
+
+void State::detach_answered_polls(Context& ctx) {
+    for (const Delivery& delivery : ctx.applied().deliveries) {
+        auto found = connections_.find(delivery.conn_id);
+        if (found == connections_.end() || found->second.kind != "poll") continue;
+        Connection& connection = found->second;
+        connection.node.clear();
+        connection.kind.clear();
+        connection.attachment.clear();
+        connection.between_polls = true;
+        connection.last_active = ctx.at();
+    }
 }
 
 void State::apply_touch(Context& ctx, const Json& op) {

@@ -28,10 +28,18 @@
 //   delete         messages   (each: uuid channel pm_users exclude_users)
 //   channel_config configs    ({channel: full config})
 //   disconnect     conn_id
-//   attach         conn_id kind ("ws" | "poll")     the connection is now served by "node"
-//   detach         conn_id kind                     it no longer is ("poll": between two polls)
+//   attach         conn_id kind ("ws" | "poll") attachment
+//                                                   the connection is now served by "node" (the
+//                                                   attachment id names this socket or poll)
+//   detach         conn_id attachment               it no longer is (if still that attachment)
 //   touch          conn_ids                         still attached to "node": mark them active
+//   requeue        conn_id frames                   messages a node could not hand over (its
+//                                                   socket closed under them): back to the front
+//                                                   of the connection's queue, as catch-up
 //   gc             conn_ttl user_ttl (micros)       collect idle connections and users
+//
+// A long poll answers once: a "poll" attachment that got messages from an operation is
+// detached by that same operation (between polls), so what comes next waits in the queue.
 //
 // Not thread-safe: the owner serialises apply() and the queries (one mutex in the module).
 #pragma once
@@ -107,6 +115,7 @@ public:
         Micros last_active = 0;
         std::string node;         ///< the node serving it; empty while detached
         std::string kind;         ///< "ws" or "poll" while attached
+        std::string attachment;   ///< the socket or poll serving it, while attached
         bool between_polls = false;  ///< detached by a long poll that will come back at once
         std::set<std::string> channels;
         std::deque<std::shared_ptr<const std::string>> pending;
@@ -165,6 +174,8 @@ private:
     void apply_attach(Context& ctx, const Json& op);
     void apply_detach(Context& ctx, const Json& op);
     void apply_touch(Context& ctx, const Json& op);
+    void apply_requeue(Context& ctx, const Json& op);
+    void detach_answered_polls(Context& ctx);
     void apply_gc(Context& ctx, const Json& op);
 
     Channel& ensure_channel(Context& ctx, const std::string& name, const Json* config);

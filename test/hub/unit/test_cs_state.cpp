@@ -64,12 +64,13 @@ std::vector<Json> to(const Applied& applied, const std::string& conn_id) {
     return out;
 }
 
-Json attach(Ops& ops, const std::string& conn_id, const std::string& kind = "ws", const std::string& node = kNode) {
-    return ops.make("attach", {{"conn_id", conn_id}, {"kind", kind}}, node);
+Json attach(Ops& ops, const std::string& conn_id, const std::string& kind = "ws", const std::string& node = kNode,
+            const std::string& attachment = "a1") {
+    return ops.make("attach", {{"conn_id", conn_id}, {"kind", kind}, {"attachment", attachment}}, node);
 }
 
-Json detach(Ops& ops, const std::string& conn_id, const std::string& kind = "ws", const std::string& node = kNode) {
-    return ops.make("detach", {{"conn_id", conn_id}, {"kind", kind}}, node);
+Json detach(Ops& ops, const std::string& conn_id, const std::string& node = kNode, const std::string& attachment = "a1") {
+    return ops.make("detach", {{"conn_id", conn_id}, {"attachment", attachment}}, node);
 }
 
 Json configs(Json map) { return {{"configs", map}}; }
@@ -370,11 +371,36 @@ TEST_CASE("cs state: detached connections and catch-up") {
     }
     SUBCASE("between two long polls messages are kept but are not catch-up") {
         state.apply(attach(ops, conn(1), "poll"));
-        state.apply(detach(ops, conn(1), "poll"));
+        state.apply(detach(ops, conn(1)));
         state.apply(ops.make("message", {{"messages", {message("m1", "s", "kept", {{"n", 1}})}}}));
         const auto got = to(state.apply(attach(ops, conn(1), "poll")), conn(1));
         REQUIRE(got.size() == 1);
         CHECK(got[0]["catchup"] == false);
+    }
+    SUBCASE("a long poll answers once: after the messages it got, the next ones wait for the next poll") {
+        state.apply(attach(ops, conn(1), "poll"));
+        const Applied first = state.apply(ops.make("message", {{"messages", {message("m1", "s", "kept", {{"n", 1}})}}}));
+        CHECK(to(first, conn(1)).size() == 1);
+        CHECK(state.connection(conn(1))->node.empty());
+        state.apply(ops.make("message", {{"messages", {message("m2", "s", "kept", {{"n", 2}})}}}));
+        const auto next = to(state.apply(attach(ops, conn(1), "poll", kNode, "a2")), conn(1));
+        REQUIRE(next.size() == 1);
+        CHECK(next[0]["uuid"] == "m2");
+        CHECK(next[0]["catchup"] == false);
+        CHECK(state.connection(conn(1))->node.empty());  // answered by its catch-up: detached again
+    }
+    SUBCASE("requeue: what a node could not hand over goes back in front, as catch-up") {
+        state.apply(ops.make("message", {{"messages", {message("m2", "s", "kept", {{"n", 2}})}}}));
+        state.apply(ops.make("requeue", {{"conn_id", conn(1)}, {"frames", Json::array({{{"uuid", "m1"}, {"catchup", false}}})}}));
+        const auto got = to(state.apply(attach(ops, conn(1))), conn(1));
+        REQUIRE(got.size() == 2);
+        CHECK(got[0]["uuid"] == "m1");
+        CHECK(got[0]["catchup"] == true);
+        CHECK(got[1]["uuid"] == "m2");
+        // attached again by then: handed over at once
+        const Applied now = state.apply(ops.make("requeue", {{"conn_id", conn(1)}, {"frames", Json::array({{{"uuid", "m0"}}})}}));
+        REQUIRE(to(now, conn(1)).size() == 1);
+        CHECK(to(now, conn(1))[0]["catchup"] == true);
     }
     SUBCASE("a detached connection keeps at most max_pending_frames, the newest") {
         for (int i = 1; i <= 5; ++i)
@@ -387,8 +413,12 @@ TEST_CASE("cs state: detached connections and catch-up") {
     }
     SUBCASE("a detach from a node the connection already left changes nothing") {
         state.apply(attach(ops, conn(1), "ws", "node-b"));
-        state.apply(detach(ops, conn(1), "ws", "node-a"));
+        state.apply(detach(ops, conn(1), "node-a"));
         CHECK(state.connection(conn(1))->node == "node-b");
+        state.apply(detach(ops, conn(1), "node-b", "an-older-socket"));
+        CHECK(state.connection(conn(1))->node == "node-b");
+        state.apply(detach(ops, conn(1), "node-b"));
+        CHECK(state.connection(conn(1))->node.empty());
     }
     SUBCASE("attaching an unknown connection") {
         const Applied a = state.apply(attach(ops, conn(7)));
