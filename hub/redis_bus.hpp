@@ -16,6 +16,17 @@
 // disconnected, both connections reconnect with exponential back-off. Redis restarted
 // empty (the stream is gone, or its last id is below ours): the reader starts again from
 // the new stream's beginning, so nothing written to the new stream is missed.
+//
+// Limits of what a remote store can promise, said plainly:
+//  - A publish whose XADD reply is lost (connection cut mid-command, command timeout) gets
+//    !ok, yet Redis may have taken it; then the other nodes deliver it (this node too, if
+//    its reader reads it, but its Done has already said !ok). Same for delivery_timeout.
+//  - A node delivers what was added after its start() and, across its outages, what is
+//    still in the stream: entries trimmed by MAXLEN while it was away are lost to it (it
+//    logs that). Redis restarted from an older snapshot (persistence on) may replay entries
+//    this node had delivered; with persistence off (the hub's intended use) it cannot.
+//  - Ids going back are recognised on reconnect; a Redis clock that goes back while the
+//    stream survives (failover to a replica whose clock is behind) is not.
 #pragma once
 
 #include <chrono>
@@ -79,8 +90,10 @@ struct RedisOptions {
 /// bad port or database) gives nullopt. The port defaults to 6379, the database to 0.
 std::optional<RedisOptions> parse_redis_url(std::string_view url);
 
-/// The Bus through Redis. start() once, publish() from any thread, stop() from any thread
-/// but the bus's own (not from inside the handler or a Done callback); the destructor stops.
+/// The Bus through Redis. start() once, publish() from any thread, stop() from one thread at
+/// a time but not the bus's own (not from inside the handler or a Done callback); the
+/// destructor stops. stop() takes at most about connect_timeout (a connection attempt in
+/// progress cannot be interrupted); a blocked XREAD or XADD is cut by shutting its socket.
 class RedisBus final : public Bus {
 public:
     explicit RedisBus(RedisOptions options);

@@ -15,6 +15,7 @@ import net from 'node:net';
 import { HOST, ms, withTimeout } from '../integration/helpers.mjs';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
+const SETPRIV = '/usr/bin/setpriv';
 
 const live = new Set();  // children to kill if the test process ends first
 process.on('exit', () => {
@@ -89,7 +90,11 @@ export class RedisServer {
         if (this.child) return;
         const args = ['--port', String(this.port), '--bind', HOST, '--save', '', '--appendonly', 'no',
             '--daemonize', 'no', '--dir', '/tmp', '--protected-mode', 'yes'];
-        const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        // setpriv --pdeathsig: the server dies with this process even if it is SIGKILLed
+        // (the 'exit' hook below covers every other ending).
+        const child = existsSync(SETPRIV)
+            ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', REDIS_SERVER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+            : spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
         this.child = child;
         live.add(child);
         let exited = false;
