@@ -388,6 +388,36 @@ TEST_CASE("redis bus: a paused Redis, the pending limit, then recovery") {
     CHECK(received.count_of("after") == 1);
 }
 
+TEST_CASE("redis bus: a publish not delivered back in time gets !ok, though it is on the bus") {
+    test::RedisServer redis;
+    hub::RedisOptions options = redis.options();
+    options.delivery_timeout = 200ms;
+    hub::RedisBus bus(options);
+    std::atomic<bool> release{false};
+    Received received;
+    bus.start([&](std::string_view topic, std::string_view payload) {
+        // A handler stuck longer than delivery_timeout (bounded, released by the test).
+        if (payload == "slow") eventually([&] { return release.load(); }, 10000ms);
+        received.handler()(topic, payload);
+    });
+    REQUIRE(bus.status().connected);
+
+    Outcomes outcomes;
+    bus.publish("aiows:t", "slow", outcomes.done());
+    REQUIRE(eventually([&] { return outcomes.total() == 1; }));
+    CHECK(outcomes.failed() == 1);
+    CHECK_MESSAGE(outcomes.errors().at(0).find("not delivered back to this node within 200 ms") != std::string::npos,
+                  outcomes.errors().at(0));
+    release = true;
+    // The entry was on the stream all along: the handler still gets it, once.
+    REQUIRE(eventually([&] { return received.count_of("slow") == 1; }));
+    Outcomes next;
+    bus.publish("aiows:t", "next", next.done());
+    REQUIRE(eventually([&] { return next.total() == 1; }));
+    CHECK(next.ok() == 1);
+    CHECK(received.count_of("slow") == 1);
+}
+
 TEST_CASE("redis bus: stop() with publishes pending answers each exactly once") {
     test::RedisServer redis;
     hub::RedisBus bus(redis.options());
