@@ -294,7 +294,9 @@ std::optional<std::string> apply_flags(ChannelstreamConfig& config, std::vector<
             name = name.substr(0, eq);
         }
         const Key* key = find_key(name);
-        if (key == nullptr) {
+        // --host and --port are the hub's own flags; the INI keys of those names only fill in
+        // for them.
+        if (key == nullptr || std::string_view(key->name) == "host" || std::string_view(key->name) == "port") {
             rest.push_back(arg);
             continue;
         }

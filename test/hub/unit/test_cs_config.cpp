@@ -162,17 +162,18 @@ TEST_CASE("cs config: precedence defaults < INI < environment < flags") {
     FakeEnv env;
     env.values["CHANNELSTREAM_ADMIN_USER"] = "env-admin";
     env.values["CHANNELSTREAM_PORT"] = "8002";
-    std::vector<std::string> args{"--port=8003", "-i", ini.path, "--other-flag", "x", "--gc-conns-after", "7"};
+    std::vector<std::string> args{"--admin-user=flag-admin", "-i", ini.path, "--port=8003", "--other-flag", "x", "--gc-conns-after", "7"};
     const ConfigLoad load = load_config(args, env.getenv());
     REQUIRE_FALSE(load.error.has_value());
     CHECK(load.config.secret == "from-ini");          // only the INI sets it
-    CHECK(load.config.admin_user == "env-admin");     // the environment beats the INI
-    CHECK(load.config.port == 8003);                  // a flag beats both
+    CHECK(load.config.admin_user == "flag-admin");    // a flag beats both
+    CHECK(load.config.port == 8002);                  // the environment beats the INI
+                                                      // (--port is the hub's flag, left for it)
     CHECK(load.config.gc_conns_after == 7s);
     CHECK(load.config.allow_cors == std::vector<std::string>{"example.com"});
     CHECK(load.config.admin_secret == "admin_secret");  // untouched default
     // flags it does not know are left for the caller, in order
-    CHECK(args == std::vector<std::string>{"--other-flag", "x"});
+    CHECK(args == std::vector<std::string>{"--port=8003", "--other-flag", "x"});
 
     SUBCASE("CHANNELSTREAM_INI names the file when no -i is given") {
         FakeEnv env2;
