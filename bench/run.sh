@@ -27,6 +27,7 @@
 #   BENCH_SERVERS       subset and order, e.g. "websock beast" (default: the four below);
 #                       "websock-event" adds websock-echo --engine event (one epoll loop),
 #                       "websock-spin" the same with --busy-poll-us 200 (trades a core for latency)
+#   BENCH_KINDS         which measurements, default "throughput latency idle"
 #   BENCH_LOADGEN_SPIN=1  the load generator polls without sleeping, so that its own
 #                       wake-ups (tens of µs on a VM) stay out of every server's latency
 #   BENCH_CONNECTIONS   connections for throughput and latency (default 100)
@@ -305,7 +306,7 @@ echo "bench: raw results in $RAW" >&2
 T_START=$(date +%s)
 n=${#ACTIVE[@]}
 for rep in $(seq 1 "$RUNS"); do
-    for kind in throughput latency idle; do
+    for kind in ${BENCH_KINDS:-throughput latency idle}; do
         for i in $(seq 0 $((n - 1))); do  # rotate the order each round
             measure "${ACTIVE[$(((i + rep - 1) % n))]}" "$kind" "$rep"
         done
