@@ -404,3 +404,18 @@ describe('echo: options and shutdown (own processes)', () => {
         });
     }
 });
+
+describe('echo: the event loop with busy polling', () => {
+    it('serves 20 clients in order and stops cleanly while it spins', async () => {
+        const spinning = await startServer('websock-echo', ['--engine', 'event', '--busy-poll-us', '500']);
+        try {
+            const clients = await Promise.all(Array.from({ length: 20 }, () => openWs(spinning.url)));
+            await Promise.all(clients.map(async (ws, i) => {
+                for (let k = 0; k < 25; k++) await wsEcho(ws, `client ${i} message ${k}`);
+            }));
+            await Promise.all(clients.map((ws) => closeWs(ws)));
+        } finally {
+            await spinning.stop();  // asserts exit code 0
+        }
+    });
+});
