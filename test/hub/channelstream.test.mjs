@@ -1,0 +1,564 @@
+// websock-hub's channelstream API, end to end, as a channelstream 0.7.1 application uses it:
+// requests signed by Debian's python3-itsdangerous and by a JavaScript port of the same
+// scheme (and by channelstream's own browser signer), every endpoint and message type,
+// presence, pm_users and exclude_users, edit/delete reaching clients and history, catch-up
+// after a reconnect, long polling and JSONP, the allow-list, the admin side, and two nodes
+// sharing presence and history through Redis. The aiows API keeps working beside it.
+
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { startHub, tempDir, request, openWs, nextWsMessage, closeWs, ms, waitFor, withTimeout, binPath, subscribe, nextMessage, publish } from './hub_helpers.mjs';
+import { startRedis } from './redis.mjs';
+
+const PYTHON = '/usr/bin/python3';
+const SECRET = 'cs-Secret-0123';
+const ADMIN = 'cs-Admin-Pw';
+
+// Short timings so that garbage collection, long polls and heartbeats show within a test.
+const FAST = {
+    CHANNELSTREAM_SECRET: SECRET,
+    CHANNELSTREAM_ADMIN_SECRET: ADMIN,
+    CHANNELSTREAM_GC_CONNS_AFTER: '2',
+    CHANNELSTREAM_WAKE_CONNECTIONS_AFTER: '1',
+    CHANNELSTREAM_HEARTBEAT_INTERVAL: '1',
+};
+
+// The websock-hub binary serves the channelstream API once ChannelstreamModule is mounted in
+// hub/main.cpp; `websock-hub make-config` prints its example config then.
+const hubHasChannelstream = (() => {
+    if (!existsSync(binPath('websock-hub'))) return false;
+    const run = spawnSync(binPath('websock-hub'), ['make-config'], { encoding: 'utf8', timeout: 10000 });
+    return run.status === 0 && run.stdout.includes('[channelstream]');
+})();
+const SKIP = hubHasChannelstream ? false : 'websock-hub has no channelstream module (mount ChannelstreamModule in hub/main.cpp)';
+
+const pythonHasItsdangerous = spawnSync(PYTHON, ['-c', 'import itsdangerous'], { timeout: 10000 }).status === 0;
+
+// ---------------------------------------------------------------------------------------
+// signers
+
+const b64url = (buf) => buf.toString('base64').replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+
+function intToBytes(n) {
+    const bytes = [];
+    for (let x = n; x > 0; x = Math.floor(x / 256)) bytes.unshift(x % 256);
+    return Buffer.from(bytes);
+}
+
+/** itsdangerous TimestampSigner(secret).sign(value), ported. */
+function jsSign(secret = SECRET, time = Math.floor(Date.now() / 1000), value = 'channelstream') {
+    const key = createHash('sha1').update('itsdangerous.Signer' + 'signer' + secret).digest();
+    const signed = `${value}.${b64url(intToBytes(time))}`;
+    return `${signed}.${b64url(createHmac('sha1', key).update(signed).digest())}`;
+}
+
+/** channelstream's bundled browser signer (signer.js): String.replace swaps only the first match. */
+function browserSign(secret = SECRET, time = Math.floor(Date.now() / 1000)) {
+    const strip = (s) => s.replace('=', '').replace('+', '-').replace('/', '_');
+    const key = createHash('sha1').update('itsdangerous.Signer' + 'signer' + secret).digest();
+    const value = 'channelstream.' + strip(intToBytes(time).toString('base64'));
+    return `${value}.${strip(createHmac('sha1', key).update(value).digest('base64'))}`;
+}
+
+/** Debian's python3-itsdangerous signs (an independent implementation). */
+function pySign(secret = SECRET, value = 'channelstream') {
+    const run = spawnSync(PYTHON, ['-c', 'import sys, itsdangerous; print(itsdangerous.TimestampSigner(sys.argv[1]).sign(sys.argv[2]).decode())', secret, value],
+        { encoding: 'utf8', timeout: 10000 });
+    assert.equal(run.status, 0, run.stderr);
+    return run.stdout.trim();
+}
+
+/** The stronger scheme: X-Channelstream-Signature: t=TIME,v2=hex HMAC-SHA256. */
+function strongSign(method, target, body, secret = SECRET, time = Math.floor(Date.now() / 1000)) {
+    const digest = createHash('sha256').update(body).digest('hex');
+    const mac = createHmac('sha256', secret).update(`v2\n${time}\n${method}\n${target}\n${digest}`).digest('hex');
+    return `t=${time},v2=${mac}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// clients
+
+/** A signed server API call; resolves {status, json, headers, body}. */
+async function api(hub, target, body, { method = 'POST', sign = 'js', headers = {} } = {}) {
+    const h = { ...headers };
+    if (sign === 'js') h['X-Channelstream-Secret'] = jsSign();
+    else if (sign === 'py') h['X-Channelstream-Secret'] = pySign();
+    else if (typeof sign === 'string' && sign !== 'none') h['X-Channelstream-Secret'] = sign;
+    const text = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    if (text !== undefined) h['Content-Type'] = 'application/json';
+    const res = await request(hub, { method, path: target, headers: h, body: text });
+    let json;
+    try {
+        json = JSON.parse(res.body);
+    } catch {
+        json = undefined;
+    }
+    return { ...res, json };
+}
+
+async function connect(hub, username, channels = [], extra = {}) {
+    const res = await api(hub, '/connect', { username, channels, ...extra });
+    assert.equal(res.status, 200, `connect ${username}: ${res.body}`);
+    return res.json;
+}
+
+/** A WebSocket on /ws for a connection; its inbox collects channelstream's message objects. */
+async function listenWs(hub, connId) {
+    const ws = await openWs(hub.wsUrl(`/ws?conn_id=${connId}`));
+    ws.events = [];
+    ws.heartbeats = 0;
+    // openWs's inbox holds what came with the handshake (catch-up often does); take frames
+    // from there, then as they come.
+    const ingest = () => {
+        for (const { data } of ws.inbox.splice(0)) {
+            const list = JSON.parse(data.toString());
+            assert.ok(Array.isArray(list), 'every frame is a JSON list');
+            if (list.length === 0) ws.heartbeats += 1;
+            ws.events.push(...list);
+        }
+    };
+    ingest();
+    ws.on('message', ingest);
+    return ws;
+}
+
+/** Wait for (and take) the first event matching `match`, skipping the others before it. */
+async function nextEvent(ws, match = () => true, what = 'an event') {
+    const found = await waitFor(() => {
+        const at = ws.events.findIndex(match);
+        if (at < 0) return null;
+        const [event] = ws.events.splice(0, at + 1).slice(-1);
+        return { event };
+    }, { timeout: ms(5000), what });
+    return found.event;
+}
+
+const ofType = (type, extra = () => true) => (e) => e.type === type && extra(e);
+
+/** Prove that nothing matching `match` arrived: send a marker to `channel` and see it first. */
+async function expectNone(hub, ws, channel, match) {
+    const marker = `marker-${randomUUID()}`;
+    await api(hub, '/message', [{ user: 'system', channel, message: { marker } }]);
+    await nextEvent(ws, (e) => e.message && e.message.marker === marker, 'the marker');
+    assert.equal(ws.events.filter(match).length, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+
+test('the signer port gives the known answer, and so does python3-itsdangerous', { skip: !pythonHasItsdangerous && 'no python3-itsdangerous' }, () => {
+    assert.equal(jsSign('secret', 1600000000), 'channelstream.X14QAA.QLT3kgcJYg14C3PAy4wtyg5uGgI');
+    const run = spawnSync(PYTHON, ['-c', [
+        'import itsdangerous',
+        'class S(itsdangerous.TimestampSigner):',
+        '    def get_timestamp(self): return 1600000000',
+        'print(S("secret").sign("channelstream").decode())'].join('\n')], { encoding: 'utf8' });
+    assert.equal(run.stdout.trim(), 'channelstream.X14QAA.QLT3kgcJYg14C3PAy4wtyg5uGgI');
+});
+
+describe('channelstream API on one hub', { skip: SKIP }, () => {
+    let hub;
+    before(async () => {
+        hub = await startHub([], { env: FAST });
+    });
+    after(async () => {
+        await hub?.stop();
+        assert.ok(!hub.logText().includes(SECRET), 'the secret never reaches the log');
+    });
+
+    test('connect, attach a WebSocket, receive a channel message with every field', async () => {
+        const c = await connect(hub, 'alice', ['lobby'], { user_state: { color: 'red' }, state_public_keys: ['color'] });
+        assert.match(c.conn_id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        assert.deepEqual(c.channels, ['lobby']);
+        assert.deepEqual(c.state, { color: 'red' });
+        assert.deepEqual(c.public_state, { color: 'red' });
+        assert.equal(c.username, 'alice');
+        assert.deepEqual(c.channels_info.channels.lobby.users, ['alice']);
+        const ws = await listenWs(hub, c.conn_id);
+        try {
+            const sent = await api(hub, '/message', [{ user: 'bob', channel: 'lobby', message: { text: 'hello' } }]);
+            assert.equal(sent.status, 200);
+            assert.equal(sent.json.length, 1);
+            const m = await nextEvent(ws, ofType('message'));
+            assert.deepEqual(Object.keys(m).sort(), ['catchup', 'channel', 'edited', 'message', 'timestamp', 'type', 'user', 'uuid']);
+            assert.equal(m.uuid, sent.json[0].uuid);
+            assert.equal(m.user, 'bob');
+            assert.equal(m.channel, 'lobby');
+            assert.deepEqual(m.message, { text: 'hello' });
+            assert.equal(m.catchup, false);
+            assert.equal(m.edited, null);
+            assert.match(m.timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?$/);
+        } finally {
+            await closeWs(ws);
+        }
+    });
+
+    test('signatures: python, JS port, browser signer, ?secret=; missing, tampered, expired, future-dated', { skip: !pythonHasItsdangerous && 'no python3-itsdangerous' }, async () => {
+        const body = { username: 'signer-user' };
+        assert.equal((await api(hub, '/connect', body, { sign: 'py' })).status, 200);
+        assert.equal((await api(hub, '/connect', body, { sign: jsSign() })).status, 200);
+        // many seconds, so that some signatures keep a '+', '/' or '=' from the browser signer
+        const now = Math.floor(Date.now() / 1000);
+        for (let t = now - 20; t <= now; ++t) assert.equal((await api(hub, '/connect', body, { sign: browserSign(SECRET, t) })).status, 200, browserSign(SECRET, t));
+        const query = await api(hub, `/connect?secret=${encodeURIComponent(jsSign())}`, body, { sign: 'none' });
+        assert.equal(query.status, 200);
+
+        const missing = await api(hub, '/connect', body, { sign: 'none' });
+        assert.equal(missing.status, 403);
+        const good = jsSign();
+        const tampered = good.slice(0, -2) + (good.endsWith('AA') ? 'BB' : 'AA');
+        for (const sig of [tampered, jsSign('wrong-secret'), jsSign(SECRET, now - 61), jsSign(SECRET, now + 3600), 'garbage']) {
+            const res = await api(hub, '/connect', body, { sign: sig });
+            assert.equal(res.status, 401, sig);
+            assert.deepEqual(res.json, { request: 'Bad Signature' });
+        }
+    });
+
+    test('the stronger signature: bound to method, path and body, accepted once', async () => {
+        const body = JSON.stringify({ username: 'strong-user' });
+        const header = strongSign('POST', '/connect', body);
+        const ok = await api(hub, '/connect', body, { sign: 'none', headers: { 'X-Channelstream-Signature': header } });
+        assert.equal(ok.status, 200, ok.body);
+        const replay = await api(hub, '/connect', body, { sign: 'none', headers: { 'X-Channelstream-Signature': header } });
+        assert.equal(replay.status, 401);
+        assert.deepEqual(replay.json, { request: 'Replayed Signature' });
+        const elsewhere = await api(hub, '/info', body, { sign: 'none', headers: { 'X-Channelstream-Signature': strongSign('POST', '/connect', body) } });
+        assert.equal(elsewhere.status, 401);
+    });
+
+    test('422 with field errors, 400 for a body that is not JSON', async () => {
+        let res = await api(hub, '/connect', {});
+        assert.equal(res.status, 422);
+        assert.deepEqual(res.json, { username: ['Missing data for required field.'] });
+        res = await api(hub, '/subscribe', { conn_id: randomUUID(), channels: [] });
+        assert.equal(res.status, 422);
+        assert.deepEqual(res.json, { conn_id: ['Unknown connection'], channels: ['Shorter than minimum length 1.'] });
+        res = await api(hub, '/message', {});
+        assert.deepEqual(res.json, { _schema: ['Invalid input type.'] });
+        res = await api(hub, '/connect', '{oops');
+        assert.equal(res.status, 400);
+    });
+
+    test('presence with user lists: joined and parted, never to oneself', async () => {
+        await api(hub, '/channel_config', { room: { notify_presence: true, broadcast_presence_with_user_lists: true } });
+        const a = await connect(hub, 'p-alice', ['room'], { user_state: { mood: 'ok', secret: 1 }, state_public_keys: ['mood'] });
+        const wsA = await listenWs(hub, a.conn_id);
+        try {
+            const b = await connect(hub, 'p-bob', ['room'], { user_state: { mood: 'fine' }, state_public_keys: ['mood'] });
+            const joined = await nextEvent(wsA, ofType('presence'));
+            assert.equal(joined.user, 'p-bob');
+            assert.equal(joined.channel, 'room');
+            assert.deepEqual(joined.message, { action: 'joined' });
+            assert.deepEqual(joined.state, { mood: 'fine' });
+            assert.deepEqual(joined.users, [{ user: 'p-alice', state: { mood: 'ok' } }, { user: 'p-bob', state: { mood: 'fine' } }]);
+            const wsB = await listenWs(hub, b.conn_id);
+            const off = await api(hub, '/disconnect', { conn_id: b.conn_id }, { sign: 'none' });
+            assert.equal(off.status, 200);
+            assert.equal(off.json, true);
+            const parted = await nextEvent(wsA, ofType('presence', (e) => e.message.action === 'parted'));
+            assert.equal(parted.user, 'p-bob');
+            assert.deepEqual(parted.users, [{ user: 'p-alice', state: { mood: 'ok' } }]);
+            assert.equal((await withTimeout(wsB.closed, ms(5000), 'the disconnected socket closes')).code, 1000);
+            assert.equal(wsB.events.filter((e) => e.type === 'presence' && e.user === 'p-bob').length, 0, 'no presence about oneself');
+        } finally {
+            await closeWs(wsA);
+        }
+    });
+
+    test('pm_users, exclude_users, and private messages without a channel', async () => {
+        const users = ['pm-a', 'pm-b', 'pm-c'];
+        const socks = {};
+        for (const u of users) socks[u] = await listenWs(hub, (await connect(hub, u, ['pm-chan'])).conn_id);
+        const lone = await connect(hub, 'pm-d', ['elsewhere']);
+        const wsD = await listenWs(hub, lone.conn_id);
+        try {
+            await api(hub, '/message', [{ user: 's', channel: 'pm-chan', pm_users: ['pm-b'], message: { n: 1 } }]);
+            assert.equal((await nextEvent(socks['pm-b'], ofType('message'))).message.n, 1);
+            await api(hub, '/message', [{ user: 's', channel: 'pm-chan', exclude_users: ['pm-a'], message: { n: 2 } }]);
+            assert.equal((await nextEvent(socks['pm-b'], ofType('message'))).message.n, 2);
+            assert.equal((await nextEvent(socks['pm-c'], ofType('message'))).message.n, 2);
+            await expectNone(hub, socks['pm-a'], 'pm-chan', (e) => e.type === 'message' && (e.message.n === 1 || e.message.n === 2));
+            await expectNone(hub, socks['pm-c'], 'pm-chan', (e) => e.type === 'message' && e.message.n === 1);
+            await api(hub, '/message', [{ user: 's', pm_users: ['pm-d'], message: { n: 3 } }]);
+            const pm = await nextEvent(wsD, ofType('message'));
+            assert.equal(pm.message.n, 3);
+            assert.equal(pm.channel, null);
+        } finally {
+            for (const ws of [...Object.values(socks), wsD]) await closeWs(ws);
+        }
+    });
+
+    test('user_state: the answer, and user_state_change with public keys only in notify_state channels', async () => {
+        await api(hub, '/channel_config', { states: { notify_state: true } });
+        const watcher = await listenWs(hub, (await connect(hub, 'us-watcher', ['states'])).conn_id);
+        await connect(hub, 'us-user', ['states'], { state_public_keys: ['avatar'] });
+        try {
+            const res = await api(hub, '/user_state', { user: 'us-user', user_state: { avatar: 'x.png', private: 'p' } });
+            assert.equal(res.status, 200);
+            assert.deepEqual(res.json.user_state, { avatar: 'x.png', private: 'p' });
+            assert.deepEqual(res.json.public_keys, ['avatar']);
+            assert.deepEqual(res.json.changed_state.map((c) => c.key).sort(), ['avatar', 'private']);
+            const change = await nextEvent(watcher, ofType('user_state_change'));
+            assert.equal(change.user, 'us-user');
+            assert.deepEqual(change.message.state, { avatar: 'x.png' });
+            assert.deepEqual(change.message.changed, [{ key: 'avatar', value: 'x.png' }]);
+            // the 2015 API
+            const status = await api(hub, '/user_status', { user: 'us-user', status: 3 });
+            assert.equal(status.status, 200);
+            assert.equal(status.json.user_state.status, 3);
+        } finally {
+            await closeWs(watcher);
+        }
+    });
+
+    test('edit and delete reach the clients and the history', async () => {
+        await api(hub, '/channel_config', { hist: { store_history: true, history_size: 5 } });
+        const ws = await listenWs(hub, (await connect(hub, 'ed-user', ['hist'])).conn_id);
+        try {
+            const [sent] = (await api(hub, '/message', [{ user: 'ed', channel: 'hist', message: { text: 'v1' } }])).json;
+            await nextEvent(ws, ofType('message'));
+            const edit = await api(hub, '/message', [{ uuid: sent.uuid, channel: 'hist', message: { text: 'v2' } }], { method: 'PATCH' });
+            assert.equal(edit.status, 200);
+            const e = await nextEvent(ws, ofType('message:edit'));
+            assert.equal(e.uuid, sent.uuid);
+            assert.deepEqual(e.message, { text: 'v2' });
+            assert.ok(e.edited, 'edited carries the time of the edit');
+            let info = await api(hub, '/info', { info: { channels: ['hist'] } });
+            assert.deepEqual(info.json.channels.hist.history.map((m) => m.message), [{ text: 'v2' }]);
+            const del = await api(hub, '/message', [{ uuid: sent.uuid, channel: 'hist' }], { method: 'DELETE' });
+            assert.equal(del.status, 200);
+            const d = await nextEvent(ws, ofType('message:delete'));
+            assert.equal(d.uuid, sent.uuid);
+            info = await api(hub, '/info', { info: { channels: ['hist'] } });
+            assert.deepEqual(info.json.channels.hist.history, []);
+        } finally {
+            await closeWs(ws);
+        }
+    });
+
+    test('catch-up: before the first attach, and after a reconnect with the same conn_id (edits and deletes too)', async () => {
+        await api(hub, '/channel_config', { cu: { store_history: true } });
+        const c = await connect(hub, 'cu-user', ['cu']);
+        const [early] = (await api(hub, '/message', [{ user: 's', channel: 'cu', message: { n: 'early' } }])).json;
+        let ws = await listenWs(hub, c.conn_id);
+        const first = await nextEvent(ws, ofType('message'));
+        assert.equal(first.uuid, early.uuid);
+        assert.equal(first.catchup, true);
+
+        await closeWs(ws);
+        const [missed] = (await api(hub, '/message', [{ user: 's', channel: 'cu', message: { n: 'missed' } }])).json;
+        await api(hub, '/message', [{ uuid: early.uuid, channel: 'cu', message: { n: 'early-edited' } }], { method: 'PATCH' });
+        await api(hub, '/message', [{ uuid: missed.uuid, channel: 'cu' }], { method: 'DELETE' });
+        ws = await listenWs(hub, c.conn_id);
+        try {
+            const m = await nextEvent(ws, ofType('message'));
+            assert.equal(m.uuid, missed.uuid);
+            assert.equal(m.catchup, true);
+            const e = await nextEvent(ws, ofType('message:edit'));
+            assert.equal(e.uuid, early.uuid);
+            assert.equal(e.catchup, true);
+            const d = await nextEvent(ws, ofType('message:delete'));
+            assert.equal(d.uuid, missed.uuid);
+            // live again
+            await api(hub, '/message', [{ user: 's', channel: 'cu', message: { n: 'live' } }]);
+            const live = await nextEvent(ws, ofType('message'));
+            assert.equal(live.catchup, false);
+        } finally {
+            await closeWs(ws);
+        }
+    });
+
+    test('heartbeat: [] every heartbeat_interval on an idle WebSocket', async () => {
+        const ws = await listenWs(hub, (await connect(hub, 'hb-user', ['hb'])).conn_id);
+        try {
+            await waitFor(() => ws.heartbeats >= 2, { timeout: ms(5000), what: 'two heartbeats' });
+        } finally {
+            await closeWs(ws);
+        }
+    });
+
+    test('long polling and JSONP', async () => {
+        const c = await connect(hub, 'lp-user', ['lp']);
+        // a poll gets the next message (live if it is already waiting, else from the queue)
+        const poll = request(hub, { path: `/listen?conn_id=${c.conn_id}`, timeout: ms(8000) });
+        await api(hub, '/message', [{ user: 's', channel: 'lp', message: { n: 1 } }]);
+        const res = await poll;
+        assert.equal(res.status, 200);
+        assert.match(res.headers['content-type'], /^application\/json/);
+        const got = JSON.parse(res.body);
+        assert.equal(got.length, 1);
+        assert.equal(got[0].message.n, 1);
+        // what arrives between two polls waits for the next one (JSONP this time)
+        await api(hub, '/message', [{ user: 's', channel: 'lp', message: { n: 2 } }]);
+        const jsonp = await request(hub, { path: `/listen?conn_id=${c.conn_id}&callback=handle_1`, timeout: ms(8000) });
+        assert.match(jsonp.headers['content-type'], /^application\/javascript/);
+        const m = /^handle_1\((.*)\)$/s.exec(jsonp.body);
+        assert.ok(m, jsonp.body);
+        const list = JSON.parse(m[1]);
+        assert.equal(list.length, 1);
+        assert.equal(list[0].message.n, 2);
+        assert.equal(list[0].catchup, false, 'between polls is not catch-up');
+        // nothing to say: [] after wake_connections_after (1 s here)
+        const started = Date.now();
+        const empty = await request(hub, { path: `/listen?conn_id=${c.conn_id}`, timeout: ms(8000) });
+        assert.equal(empty.body, '[]');
+        assert.ok(Date.now() - started >= 900, 'the poll waited');
+        // unknown connection, bad id, bad callback
+        assert.equal((await request(hub, { path: `/listen?conn_id=${randomUUID()}` })).status, 401);
+        assert.equal((await request(hub, { path: '/listen?conn_id=nope' })).status, 422);
+        assert.equal((await request(hub, { path: `/listen?conn_id=${c.conn_id}&callback=alert(1)` })).status, 400);
+    });
+
+    test('subscribe, unsubscribe, channel_config, info, disconnect by GET', async () => {
+        const c = await connect(hub, 'sub-user', ['s1']);
+        let res = await api(hub, '/subscribe', { conn_id: c.conn_id, channels: ['s2', 's3'], channel_configs: { s2: { store_history: true } } });
+        assert.equal(res.status, 200);
+        assert.deepEqual(res.json.channels, ['s1', 's2', 's3']);
+        assert.deepEqual(res.json.subscribed_to, ['s2', 's3']);
+        assert.equal(res.json.channels_info.channels.s2.settings.store_history, true);
+        res = await api(hub, '/unsubscribe', { conn_id: c.conn_id, channels: ['s1', 'nope'] });
+        assert.deepEqual(res.json.channels, ['s2', 's3']);
+        assert.deepEqual(res.json.unsubscribed_from, ['s1']);
+        res = await api(hub, '/channel_config', { s3: { notify_presence: true, history_size: 3 } });
+        assert.equal(res.json.channels.s3.settings.history_size, 3);
+        res = await api(hub, '/info', '');
+        assert.equal(res.status, 200);
+        assert.ok(res.json.channels.s2 && res.json.channels.s3);
+        res = await api(hub, '/info', { info: { channels: ['s2'], include_history: false } });
+        assert.deepEqual(Object.keys(res.json.channels), ['s2']);
+        res = await request(hub, { path: `/disconnect?conn_id=${c.conn_id}` });
+        assert.equal(res.status, 200);
+        assert.equal((await request(hub, { path: `/listen?conn_id=${c.conn_id}` })).status, 401);
+    });
+
+    test('garbage collection: a connection never attached goes after gc_conns_after, with parted', async () => {
+        await api(hub, '/channel_config', { gc: { notify_presence: true } });
+        const watcher = await listenWs(hub, (await connect(hub, 'gc-watcher', ['gc'])).conn_id);
+        try {
+            const idle = await connect(hub, 'gc-idle', ['gc']);
+            await nextEvent(watcher, ofType('presence', (e) => e.user === 'gc-idle' && e.message.action === 'joined'));
+            const parted = await nextEvent(watcher, ofType('presence', (e) => e.user === 'gc-idle' && e.message.action === 'parted'), 'parted after gc');
+            assert.equal(parted.channel, 'gc');
+            assert.equal((await request(hub, { path: `/listen?conn_id=${idle.conn_id}` })).status, 401);
+            // the attached watcher is kept alive by its node
+            const info = await api(hub, '/info', { info: { channels: ['gc'] } });
+            assert.deepEqual(info.json.channels.gc.users, ['gc-watcher']);
+        } finally {
+            await closeWs(watcher);
+        }
+    });
+
+    test('admin: admin.json and the page behind Basic auth, openapi.json, CORS', async () => {
+        const basic = 'Basic ' + Buffer.from(`admin:${ADMIN}`).toString('base64');
+        assert.equal((await request(hub, { path: '/admin/admin.json' })).status, 401);
+        assert.equal((await request(hub, { path: '/admin/admin.json', headers: { Authorization: 'Basic ' + Buffer.from('admin:no').toString('base64') } })).status, 401);
+        const res = await request(hub, { path: '/admin/admin.json', headers: { Authorization: basic } });
+        assert.equal(res.status, 200);
+        const info = JSON.parse(res.body);
+        for (const key of ['remembered_user_count', 'unique_user_count', 'total_connections', 'total_channels', 'total_messages', 'total_unique_messages', 'channels', 'users', 'uptime', 'version'])
+            assert.ok(key in info, key);
+        assert.ok(info.total_unique_messages > 0);
+        const page = await request(hub, { path: '/admin', headers: { Authorization: basic } });
+        assert.equal(page.status, 200);
+        assert.match(page.headers['content-type'], /^text\/html/);
+        assert.ok(!/(src|href)=["']?https?:/.test(page.body), 'no external resources');
+        const spec = await request(hub, { path: '/openapi.json' });
+        assert.equal(JSON.parse(spec.body).swagger, '2.0');
+        const pre = await request(hub, { method: 'OPTIONS', path: '/message', headers: { Origin: 'https://app.test', 'Access-Control-Request-Method': 'PATCH' } });
+        assert.equal(pre.status, 200);
+        assert.equal(pre.headers['access-control-allow-origin'], '*');
+        assert.match(pre.headers['access-control-allow-methods'], /PATCH/);
+    });
+
+    test('the aiows API still works in the same process', async () => {
+        const ws = await subscribe(hub, 'aiows-side');
+        try {
+            assert.equal((await publish(hub, 'aiows-side', 'plain text')).status, 201);
+            assert.equal((await nextMessage(ws)).text, 'plain text');
+        } finally {
+            await closeWs(ws);
+        }
+    });
+});
+
+describe('channelstream configuration', { skip: SKIP }, () => {
+    test('allow_posting_from refuses other addresses with 403', async () => {
+        const hub = await startHub([], { env: { ...FAST, CHANNELSTREAM_ALLOW_POSTING_FROM: '10.9.9.9' } });
+        try {
+            const res = await api(hub, '/connect', { username: 'x' });
+            assert.equal(res.status, 403);
+        } finally {
+            await hub.stop();
+        }
+    });
+
+    test("channelstream's own ini file loads (-i), with continuation lines; a flag beats the environment", async () => {
+        const temp = tempDir();
+        const file = path.join(temp.dir, 'channelstream.ini');
+        writeFileSync(file, '[channelstream]\nadmin_secret = from-ini\nsecret = ini-secret\nallow_posting_from = 10.0.0.1,\n                     127.0.0.1\n');
+        const hub = await startHub(['-i', file, '--admin-secret', 'from-flag'], { env: { CHANNELSTREAM_ADMIN_SECRET: 'from-env' } });
+        try {
+            const ok = await api(hub, '/connect', { username: 'x' }, { sign: jsSign('ini-secret') });
+            assert.equal(ok.status, 200, ok.body);
+            assert.equal((await api(hub, '/connect', { username: 'x' }, { sign: jsSign(SECRET) })).status, 401);
+            const admin = (pw) => request(hub, { path: '/admin/admin.json', headers: { Authorization: 'Basic ' + Buffer.from(`admin:${pw}`).toString('base64') } });
+            assert.equal((await admin('from-flag')).status, 200);
+            assert.equal((await admin('from-env')).status, 401);
+        } finally {
+            await hub.stop();
+            temp.cleanup();
+        }
+    });
+
+    test('make-config prints a commented example config', () => {
+        const run = spawnSync(binPath('websock-hub'), ['make-config'], { encoding: 'utf8' });
+        assert.equal(run.status, 0);
+        for (const key of ['secret', 'admin_secret', 'allow_posting_from', 'validate_requests', 'gc_conns_after']) assert.match(run.stdout, new RegExp(`^${key} = `, 'm'));
+    });
+});
+
+describe('channelstream on two nodes through Redis', { skip: SKIP || (!existsSync('/usr/bin/redis-server') && 'no redis-server') }, () => {
+    let redis, a, b;
+    before(async () => {
+        redis = await startRedis();
+        a = await startHub(['--redis', redis.url], { env: FAST });
+        b = await startHub(['--redis', redis.url], { env: FAST });
+    });
+    after(async () => {
+        await a?.stop();
+        await b?.stop();
+        await redis?.stop();
+    });
+
+    test('presence, history and messages are shared; catch-up works on the other node', async () => {
+        await api(a, '/channel_config', { shared: { notify_presence: true, store_history: true } });
+        const alice = await connect(a, 'r-alice', ['shared']);
+        const wsAlice = await listenWs(b, alice.conn_id);  // connected through a, attached on b
+        try {
+            const bob = await connect(b, 'r-bob', ['shared']);
+            const joined = await nextEvent(wsAlice, ofType('presence'));
+            assert.equal(joined.user, 'r-bob');
+            const [sent] = (await api(a, '/message', [{ user: 'r-bob', channel: 'shared', message: { text: 'via a' } }])).json;
+            assert.equal((await nextEvent(wsAlice, ofType('message'))).uuid, sent.uuid);
+            const infoB = await api(b, '/info', { info: { channels: ['shared'] } });
+            assert.deepEqual(infoB.json.channels.shared.history.map((m) => m.uuid), [sent.uuid]);
+            assert.deepEqual(infoB.json.channels.shared.users, ['r-alice', 'r-bob']);
+
+            // bob attaches on a, drops, misses a message, comes back on b
+            let wsBob = await listenWs(a, bob.conn_id);
+            await closeWs(wsBob);
+            const [missed] = (await api(a, '/message', [{ user: 'r-alice', channel: 'shared', message: { text: 'missed' } }])).json;
+            wsBob = await listenWs(b, bob.conn_id);
+            // (bob's first socket may have closed before "via a" reached it: then that comes again first)
+            const caught = await nextEvent(wsBob, ofType('message', (e) => e.uuid === missed.uuid), 'the missed message');
+            assert.equal(caught.catchup, true);
+            await closeWs(wsBob);
+        } finally {
+            await closeWs(wsAlice);
+        }
+    });
+});
