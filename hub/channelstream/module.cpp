@@ -46,9 +46,15 @@ bool ChannelstreamModule::owns_websocket(const websock::HttpRequest& request) co
 
 bool ChannelstreamModule::handle_http(const websock::HttpRequest& request, const std::shared_ptr<websock::HttpResponder>& responder) {
     ApiOutcome outcome;
-    {
+    try {
         std::lock_guard lock(state_mutex_);
         outcome = api_.handle(request, state_, now_micros());
+    } catch (const std::exception& e) {
+        // A bug, not the caller's fault; answer rather than leave the request hanging.
+        if (!api_.local_path(request.path)) return false;
+        log_error("channelstream: {} {} failed: {}", request.method, request.path, e.what());
+        responder->respond(json_response(500, {{"request", "Internal error"}}));
+        return true;
     }
     switch (outcome.kind) {
         case ApiOutcome::Kind::NotOurs:
@@ -111,7 +117,7 @@ void ChannelstreamModule::on_bus_message(std::string_view topic, std::string_vie
     Applied applied;
     {
         std::lock_guard lock(state_mutex_);
-        applied = state_.apply(op);
+        applied = state_.apply(op);  // never throws: a bad operation is answered with status 500
     }
     if (applied.status == 500) log_warning("channelstream: operation refused: {}", applied.response.dump());
     if (op.value("node", "") == node()) {
