@@ -8,7 +8,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomUUID } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -472,6 +472,43 @@ describe('channelstream API on one hub', { skip: SKIP }, () => {
         assert.equal(pre.status, 200);
         assert.equal(pre.headers['access-control-allow-origin'], '*');
         assert.match(pre.headers['access-control-allow-methods'], /PATCH/);
+    });
+
+    test("a Python application as channelstream's README writes it (itsdangerous, signing the endpoint path)", { skip: !pythonHasItsdangerous && 'no python3-itsdangerous' }, async () => {
+        // channelstream's README: signer.sign('/connect'), header x-channelstream-secret, JSON body.
+        const app = (endpoint, payload) => {
+            const script = [
+                'import json, sys, urllib.request',
+                'from itsdangerous import TimestampSigner',
+                'base, secret, endpoint, payload = sys.argv[1:5]',
+                'signer = TimestampSigner(secret)',
+                "sig_for_server = signer.sign(endpoint).decode()",
+                "secret_headers = {'x-channelstream-secret': sig_for_server, 'Content-Type': 'application/json'}",
+                "req = urllib.request.Request(base + endpoint, data=payload.encode(), headers=secret_headers, method='POST')",
+                'print(json.dumps(json.loads(urllib.request.urlopen(req, timeout=10).read())))',
+            ].join('\n');
+            // spawned, not spawnSync: the test's own WebSocket keeps being read meanwhile
+            return new Promise((resolve, reject) => {
+                const child = spawn(PYTHON, ['-c', script, `http://${hub.host}:${hub.port}`, SECRET, endpoint, JSON.stringify(payload)]);
+                let out = '';
+                let err = '';
+                child.stdout.on('data', (d) => (out += d));
+                child.stderr.on('data', (d) => (err += d));
+                child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(err))));
+            });
+        };
+        const conn = await app('/connect', { username: 'py-user', channels: ['py-chan'], fresh_user_state: { avatar: 'a.png' }, state_public_keys: ['avatar'] });
+        assert.equal(conn.username, 'py-user');
+        const ws = await listenWs(hub, conn.conn_id);
+        try {
+            const sent = await app('/message', [{ channel: 'py-chan', user: 'py-user', message: { text: 'from python' } }]);
+            const m = await nextEvent(ws, ofType('message', (e) => e.uuid === sent[0].uuid));
+            assert.deepEqual(m.message, { text: 'from python' });
+            const info = await app('/info', { info: { channels: ['py-chan'] } });
+            assert.deepEqual(info.users, [{ user: 'py-user', state: { avatar: 'a.png' } }]);
+        } finally {
+            await closeWs(ws);
+        }
     });
 
     test('the aiows API still works in the same process', async () => {
