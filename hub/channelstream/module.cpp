@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "hub/log.hpp"
+#include "hub/metrics.hpp"
 
 namespace hub::channelstream {
 
@@ -32,6 +33,33 @@ ChannelstreamModule::~ChannelstreamModule() = default;
 
 void ChannelstreamModule::start(const ModuleContext& context) {
     bus_ = context.bus;
+    if (Metrics* metrics = context.metrics) {
+        auto& connections = metrics->gauge("hub_channelstream_connections", "channelstream connections (all nodes)");
+        auto& users = metrics->gauge("hub_channelstream_users", "channelstream users remembered (all nodes)");
+        auto& channels = metrics->gauge("hub_channelstream_channels", "channelstream channels (all nodes)");
+        auto& sockets = metrics->gauge("hub_channelstream_local_websockets", "channelstream WebSockets attached to this node");
+        auto& polls = metrics->gauge("hub_channelstream_local_polls", "channelstream long polls waiting on this node");
+        auto& sent = metrics->counter("hub_channelstream_messages_total", "channelstream messages handed to connections (all nodes)");
+        auto& unique = metrics->counter("hub_channelstream_unique_messages_total", "channelstream messages sent through the API (all nodes)");
+        auto& undelivered = metrics->counter("hub_channelstream_undelivered_total",
+                                             "channelstream messages for this node that found no socket or poll, or were dropped");
+        metrics->on_scrape([this, &connections, &users, &channels, &sockets, &polls, &sent, &unique, &undelivered] {
+            {
+                std::lock_guard lock(state_mutex_);
+                connections.Set(static_cast<double>(state_.connection_count()));
+                users.Set(static_cast<double>(state_.user_count()));
+                channels.Set(static_cast<double>(state_.channel_count()));
+                Metrics::set_counter(sent, static_cast<double>(state_.total_messages()));
+                Metrics::set_counter(unique, static_cast<double>(state_.total_unique_messages()));
+            }
+            {
+                std::lock_guard lock(local_mutex_);
+                sockets.Set(static_cast<double>(sockets_.size()));
+                polls.Set(static_cast<double>(polls_.size()));
+            }
+            Metrics::set_counter(undelivered, static_cast<double>(undelivered_.load()));
+        });
+    }
     const auto& config = api_.config();
     if (config.secret == "secret") log_warning("channelstream: the default secret is in use; set one (secret = ...)");
     if (config.admin_secret == "admin_secret") log_warning("channelstream: the default admin_secret is in use; set one");

@@ -12,7 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { startHub, tempDir, request, openWs, nextWsMessage, closeWs, ms, waitFor, withTimeout, binPath, subscribe, nextMessage, publish } from './hub_helpers.mjs';
+import { startHub, tempDir, request, openWs, closeWs, ms, waitFor, withTimeout, binPath, subscribe, nextMessage, publish, metrics } from './hub_helpers.mjs';
 import { startRedis } from './redis.mjs';
 
 const PYTHON = '/usr/bin/python3';
@@ -472,6 +472,9 @@ describe('channelstream API on one hub', { skip: SKIP }, () => {
         assert.equal(pre.status, 200);
         assert.equal(pre.headers['access-control-allow-origin'], '*');
         assert.match(pre.headers['access-control-allow-methods'], /PATCH/);
+        const m = await metrics(hub);
+        assert.ok(Number.isFinite(m.hub_channelstream_connections), 'the module reports its connections');
+        assert.ok(m.hub_channelstream_unique_messages_total >= info.total_unique_messages);
     });
 
     test("a Python application as channelstream's README writes it (itsdangerous, signing the endpoint path)", { skip: !pythonHasItsdangerous && 'no python3-itsdangerous' }, async () => {
