@@ -218,7 +218,14 @@ void ChannelstreamModule::dispatch(const Applied& applied) {
 }
 
 void ChannelstreamModule::answer_poll(Poll poll, const Payloads& frames) {
-    poll.responder->respond(api_.poll_response(poll.request, poll.callback, join_frames(frames)));
+    if (poll.responder->respond(api_.poll_response(poll.request, poll.callback, join_frames(frames))) || frames.empty()) return;
+    // The poller went away with messages on their way to it: they go back to its connection's
+    // queue. Not published from here (this may run inside the bus's handler): the next tick does.
+    std::lock_guard lock(local_mutex_);
+    auto& later = requeue_later_[poll.conn_id];
+    later.insert(later.end(), frames.begin(), frames.end());
+    const std::size_t limit = api_.config().max_pending_frames;
+    if (later.size() > limit) later.erase(later.begin(), later.end() - static_cast<std::ptrdiff_t>(limit));
 }
 
 void ChannelstreamModule::start_poll(const websock::HttpRequest& request, const ApiOutcome& outcome,
@@ -230,7 +237,7 @@ void ChannelstreamModule::start_poll(const websock::HttpRequest& request, const 
     {
         std::lock_guard lock(local_mutex_);
         if (stopping_) {
-            Poll refused{responder, request, outcome.callback, attachment, now, true};
+            Poll refused{responder, request, conn_id, outcome.callback, attachment, now, true};
             answer_poll(std::move(refused), {});  // respond() only enqueues: fine under the lock
             return;
         }
@@ -238,7 +245,7 @@ void ChannelstreamModule::start_poll(const websock::HttpRequest& request, const 
             replaced = std::move(old->second);
             polls_.erase(old);
         }
-        polls_[conn_id] = Poll{responder, request, outcome.callback, attachment, now + micros(api_.config().wake_connections_after), false};
+        polls_[conn_id] = Poll{responder, request, conn_id, outcome.callback, attachment, now + micros(api_.config().wake_connections_after), false};
     }
     if (replaced) answer_poll(std::move(*replaced), {});
     publish(api_.make_op("attach", {{"conn_id", conn_id}, {"kind", "poll"}, {"attachment", attachment}}, now),
@@ -359,13 +366,16 @@ void ChannelstreamModule::tick(Micros now) {
     std::vector<std::pair<std::string, std::string>> expired;  // conn_id, attachment
     std::vector<std::shared_ptr<websock::Client>> heartbeat;
     std::vector<std::string> attached;
+    std::unordered_map<std::string, Payloads> requeue;
     // Attached connections are marked active at least three times per gc_conns_after.
     const Micros touch_every = std::max<Micros>(1'000'000, std::min(micros(config.heartbeat_interval), micros(config.gc_conns_after) / 3));
     const bool beat = now - last_heartbeat_ >= touch_every;
     {
         std::lock_guard lock(local_mutex_);
+        requeue.swap(requeue_later_);
         for (auto& [conn_id, poll] : polls_) {
-            if (!poll.expiring && now >= poll.deadline) {
+            // Its time is up, or nobody waits for it any more (the poller went away).
+            if (!poll.expiring && (now >= poll.deadline || poll.responder->answered())) {
                 poll.expiring = true;
                 expired.emplace_back(conn_id, poll.attachment);
             }
@@ -395,6 +405,11 @@ void ChannelstreamModule::tick(Micros now) {
                     }
                     answer_poll(std::move(*poll), {});
                 });
+    }
+    for (auto& [conn_id, frames] : requeue) {
+        Json list = Json::array();
+        for (const auto& payload : frames) list.push_back(Json::parse(*payload));
+        publish(api_.make_op("requeue", {{"conn_id", conn_id}, {"frames", std::move(list)}}, now), nullptr);
     }
     // channelstream's heartbeat: an empty list every few seconds.
     for (const auto& client : heartbeat) client->send("[]");

@@ -80,6 +80,7 @@ private:
     struct Poll {
         std::shared_ptr<websock::HttpResponder> responder;
         websock::HttpRequest request;  ///< for the answer's CORS headers
+        std::string conn_id;
         std::string callback;
         std::string attachment;
         Micros deadline = 0;
@@ -104,6 +105,8 @@ private:
     std::unordered_map<std::string, LocalSocket> sockets_;        ///< conn_id -> its WebSocket here
     std::unordered_map<std::uint64_t, std::string> socket_conn_;  ///< client id -> conn_id
     std::unordered_map<std::string, Poll> polls_;                 ///< conn_id -> its long poll here
+    /// Messages a long poll could not take (its poller left): put back by the next tick.
+    std::unordered_map<std::string, std::vector<std::shared_ptr<const std::string>>> requeue_later_;
     bool stopping_ = false;
 
     std::mutex waiting_mutex_;

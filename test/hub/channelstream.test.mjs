@@ -38,6 +38,8 @@ const hubHasChannelstream = (() => {
 const SKIP = hubHasChannelstream ? false : 'websock-hub has no channelstream module (mount ChannelstreamModule in hub/main.cpp)';
 
 const pythonHasItsdangerous = spawnSync(PYTHON, ['-c', 'import itsdangerous'], { timeout: 10000 }).status === 0;
+// INI files are read with Debian's libinih (scripts/install-deps.sh installs it).
+const hasInih = /libinih\.so\.1/.test(spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout || '');
 
 // ---------------------------------------------------------------------------------------
 // signers
@@ -536,7 +538,7 @@ describe('channelstream configuration', { skip: SKIP }, () => {
         }
     });
 
-    test("channelstream's own ini file loads (-i), with continuation lines; a flag beats the environment", async () => {
+    test("channelstream's own ini file loads (-i), with continuation lines; a flag beats the environment", { skip: !hasInih && 'libinih is not installed (apt-get install libinih1)' }, async () => {
         const temp = tempDir();
         const file = path.join(temp.dir, 'channelstream.ini');
         writeFileSync(file, '[channelstream]\nadmin_secret = from-ini\nsecret = ini-secret\nallow_posting_from = 10.0.0.1,\n                     127.0.0.1\n');
