@@ -294,9 +294,11 @@ std::optional<std::string> apply_flags(ChannelstreamConfig& config, std::vector<
             name = name.substr(0, eq);
         }
         const Key* key = find_key(name);
-        // --host and --port are the hub's own flags; the INI keys of those names only fill in
-        // for them.
-        if (key == nullptr || std::string_view(key->name) == "host" || std::string_view(key->name) == "port") {
+        // --host, --port and --url-prefix are the hub's own flags (the INI keys of those names
+        // only fill in for them).
+        const bool hub_flag = key != nullptr && (std::string_view(key->name) == "host" || std::string_view(key->name) == "port" ||
+                                                 std::string_view(key->name) == "url_prefix");
+        if (key == nullptr || hub_flag) {
             rest.push_back(arg);
             continue;
         }

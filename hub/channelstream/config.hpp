@@ -87,8 +87,8 @@ using GetEnv = std::function<const char*(const char* name)>;
 std::optional<std::string> apply_environment(ChannelstreamConfig& config, const GetEnv& getenv);
 
 /// Take the flags this config knows out of `args` (--secret=x, --secret x, --allow-posting-from
-/// ...), leaving the others in place for the caller. --host and --port are left too: they are
-/// the hub's own flags. Returns the first error.
+/// ...), leaving the others in place for the caller. --host, --port and --url-prefix are left
+/// too: they are the hub's own flags. Returns the first error.
 std::optional<std::string> apply_flags(ChannelstreamConfig& config, std::vector<std::string>& args);
 
 struct ConfigLoad {

@@ -162,7 +162,8 @@ TEST_CASE("cs config: precedence defaults < INI < environment < flags") {
     FakeEnv env;
     env.values["CHANNELSTREAM_ADMIN_USER"] = "env-admin";
     env.values["CHANNELSTREAM_PORT"] = "8002";
-    std::vector<std::string> args{"--admin-user=flag-admin", "-i", ini.path, "--port=8003", "--other-flag", "x", "--gc-conns-after", "7"};
+    std::vector<std::string> args{"--admin-user=flag-admin", "-i", ini.path, "--port=8003", "--other-flag", "x", "--gc-conns-after", "7",
+                                  "--url-prefix", "/api", "--host=0.0.0.0"};
     const ConfigLoad load = load_config(args, env.getenv());
     REQUIRE_FALSE(load.error.has_value());
     CHECK(load.config.secret == "from-ini");          // only the INI sets it
@@ -173,7 +174,8 @@ TEST_CASE("cs config: precedence defaults < INI < environment < flags") {
     CHECK(load.config.allow_cors == std::vector<std::string>{"example.com"});
     CHECK(load.config.admin_secret == "admin_secret");  // untouched default
     // flags it does not know are left for the caller, in order
-    CHECK(args == std::vector<std::string>{"--port=8003", "--other-flag", "x"});
+    CHECK(args == std::vector<std::string>{"--port=8003", "--other-flag", "x", "--url-prefix", "/api", "--host=0.0.0.0"});
+    CHECK(load.config.url_prefix.empty());
 
     SUBCASE("CHANNELSTREAM_INI names the file when no -i is given") {
         FakeEnv env2;
