@@ -2,6 +2,7 @@
 // No sockets, no clock: every time is in the operations.
 #include <doctest/doctest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -575,4 +576,88 @@ TEST_CASE("cs state: malformed operations change nothing") {
     CHECK(a.response.contains("error"));
     CHECK(state.user_count() == 0);
     CHECK(state.connection_count() == 0);
+}
+
+TEST_CASE("cs state: random operation logs keep replicas equal and the model consistent") {
+    // A seeded random mix of every operation kind, applied to two replicas through text (as
+    // the bus carries them); after each one both must agree and every cross-reference hold.
+    for (unsigned seed = 1; seed <= 5; ++seed) {
+        CAPTURE(seed);
+        std::mt19937 random(seed);
+        auto pick = [&](int n) { return static_cast<int>(random() % static_cast<unsigned>(n)); };
+        const std::vector<std::string> users{"u0", "u1", "u2", "u3"};
+        const std::vector<std::string> channels{"c0", "c1", "c2"};
+        const std::vector<std::string> nodes{"n0", "n1"};
+        State a({.max_history_size = 5, .max_pending_frames = 4}), b({.max_history_size = 5, .max_pending_frames = 4});
+        Ops ops;
+        int message_number = 0;
+        for (int step = 0; step < 400; ++step) {
+            ops.at += pick(3) * kSecond;
+            const std::string c = conn(pick(6));
+            const std::string channel = channels[pick(3)];
+            const std::string user = users[pick(4)];
+            const std::string node = nodes[pick(2)];
+            Json op;
+            switch (pick(12)) {
+                case 0: op = connect_op(ops, user, c, {channel}, {{"user_state", {{"k", pick(3)}}}, {"state_public_keys", {"k"}}}); break;
+                case 1: op = ops.make("subscribe", {{"conn_id", c}, {"channels", {channel}}}); break;
+                case 2: op = ops.make("unsubscribe", {{"conn_id", c}, {"channels", {channel}}}); break;
+                case 3: op = ops.make("user_state", {{"user", user}, {"user_state", {{"k", pick(3)}}}}); break;
+                case 4: {
+                    Json m = message("m" + std::to_string(message_number++), user, pick(4) == 0 ? Json() : Json(channel), {{"n", step}});
+                    if (pick(3) == 0) m["pm_users"] = {users[pick(4)]};
+                    if (pick(3) == 0) m["exclude_users"] = {users[pick(4)]};
+                    op = ops.make("message", {{"messages", {m}}});
+                    break;
+                }
+                case 5: op = ops.make("edit", {{"messages", {{{"uuid", "m" + std::to_string(pick(message_number + 1))}, {"channel", nullptr}, {"edited", "e"}, {"message", {{"x", 1}}}}}}}); break;
+                case 6: op = ops.make("delete", {{"messages", {{{"uuid", "m" + std::to_string(pick(message_number + 1))}, {"channel", channel}}}}}); break;
+                case 7: op = ops.make("channel_config", configs({{channel, {{"notify_presence", pick(2) == 0}, {"store_history", true}, {"history_size", pick(8)}, {"notify_state", true}, {"broadcast_presence_with_user_lists", true}, {"store_frames", pick(4) != 0}}}})); break;
+                case 8: op = attach(ops, c, pick(2) == 0 ? "ws" : "poll", node, "att" + std::to_string(pick(3))); break;
+                case 9: op = detach(ops, c, node, "att" + std::to_string(pick(3))); break;
+                case 10: op = ops.make("touch", {{"conn_ids", {c}}}, node); break;
+                default: op = pick(2) == 0 ? ops.make("gc", {{"conn_ttl", 15 * kSecond}, {"user_ttl", 60 * kSecond}}) : ops.make("disconnect", {{"conn_id", c}}); break;
+            }
+            const Applied ra = a.apply(op);
+            const Applied rb = b.apply(Json::parse(op.dump()));
+            REQUIRE(ra.status == rb.status);
+            REQUIRE(ra.response == rb.response);
+            REQUIRE(ra.closed == rb.closed);
+            REQUIRE(ra.deliveries.size() == rb.deliveries.size());
+            for (std::size_t i = 0; i < ra.deliveries.size(); ++i) {
+                REQUIRE(ra.deliveries[i].conn_id == rb.deliveries[i].conn_id);
+                REQUIRE(ra.deliveries[i].node == rb.deliveries[i].node);
+                REQUIRE(*ra.deliveries[i].payload == *rb.deliveries[i].payload);
+                const Json delivered = Json::parse(*ra.deliveries[i].payload);
+                REQUIRE(delivered.contains("uuid"));
+                REQUIRE_FALSE(delivered.contains("pm_users"));
+            }
+            REQUIRE(a.admin_info() == b.admin_info());
+            // consistency: channel members are connections of that user, and back
+            for (const std::string& name : channels) {
+                const State::Channel* ch = a.channel(name);
+                if (ch == nullptr) continue;
+                REQUIRE(ch->history.size() <= static_cast<std::size_t>(ch->config.history_size));
+                for (const auto& [username, conns] : ch->connections) {
+                    REQUIRE_FALSE(conns.empty());
+                    for (const std::string& id : conns) {
+                        const State::Connection* connection = a.connection(id);
+                        REQUIRE(connection != nullptr);
+                        REQUIRE(connection->username == username);
+                        REQUIRE(connection->channels.contains(name));
+                    }
+                }
+            }
+            for (const std::string& username : users) {
+                const State::User* u = a.user(username);
+                if (u == nullptr) continue;
+                for (const std::string& id : u->connections) {
+                    REQUIRE(a.connection(id) != nullptr);
+                    REQUIRE(a.connection(id)->username == username);
+                    REQUIRE(a.connection(id)->pending.size() <= 4);
+                }
+            }
+        }
+        CHECK(a.total_unique_messages() > 0);
+    }
 }
