@@ -1,7 +1,6 @@
 #include "hub/channelstream/config.hpp"
 
 #include <dlfcn.h>
-#include <ini.h>
 
 #include <algorithm>
 #include <cctype>
@@ -220,7 +219,10 @@ int on_ini_entry(void* user, const char* section, const char* name, const char* 
 
 namespace {
 
-using IniParseString = int (*)(const char* text, ini_handler handler, void* user);
+// inih's C interface (ini.h, as Debian builds it: handlers without a line number). Declared
+// here rather than included, so that building the hub needs no libinih headers.
+using IniHandler = int (*)(void* user, const char* section, const char* name, const char* value);
+using IniParseString = int (*)(const char* text, IniHandler handler, void* user);
 
 /// inih's ini_parse_string: from the program when it was linked with -linih, else from
 /// Debian's libinih1 loaded at first use, so that the hub builds and runs before its

@@ -4,8 +4,9 @@
 //
 //   defaults  <  INI file  <  CHANNELSTREAM_<KEY> variables  <  --KEY=VALUE flags
 //
-// The INI file is parsed by inih (Debian's libinih); like Python's configparser, a value may
-// go on over indented continuation lines (allow_posting_from = 127.0.0.1,\n    10.0.0.2).
+// The INI file is parsed by inih (Debian's libinih1: linked if the program links -linih, else
+// loaded at first use, so building needs no inih headers); like Python's configparser, a value
+// may go on over indented continuation lines (allow_posting_from = 127.0.0.1,\n    10.0.0.2).
 // A [hub] section is kept as raw key/value pairs for the hub program's own settings.
 //
 // Plain data and pure functions: call from any thread.
