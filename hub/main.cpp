@@ -3,7 +3,8 @@
 //
 //   websock-hub [--pwd PWD] [--usock PATH] [--host HOST] [--port PORT] [--reuse-addr 0|1]
 //               [--reuse-port 0|1] [--url-prefix PREFIX] [--redis redis://HOST:PORT]
-//               [--max-queue-bytes N] [--threads]
+//               [--max-queue-bytes N] [--threads] [-i channelstream.ini] [channelstream flags]
+//   websock-hub make-config      a commented example INI file on stdout
 //
 // Every flag can also come from the environment (HUB_PWD, HUB_USOCK, ...; a flag wins).
 // Prints "listening on HOST:PORT" (or "listening on unix:PATH") once it accepts connections.
@@ -21,10 +22,13 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "hub/aiows.hpp"
+#include "hub/channelstream/config.hpp"
+#include "hub/channelstream/module.hpp"
 #include "hub/hub.hpp"
 #include "hub/log.hpp"
 
@@ -33,7 +37,10 @@ namespace {
 constexpr std::string_view kUsage = R"(usage: websock-hub [options]
 
 Real-time channels: subscribers connect with WebSocket to {prefix}/channel/NAME/, publishers
-POST to {prefix}/channel/NAME/ or {prefix}/broadcast/ (the aiows API). docs/hub.md has it all.
+POST to {prefix}/channel/NAME/ or {prefix}/broadcast/ (the aiows API). The same process
+speaks the channelstream API (/connect, /message, /ws, /listen, /admin/admin.json, ...),
+configured by `-i FILE.ini`, CHANNELSTREAM_* variables and its own flags; `websock-hub
+make-config` prints a commented example. docs/hub.md has it all.
 
 options (each also from the environment variable in brackets; a flag wins):
   -h, --help              show this help and exit
@@ -163,8 +170,26 @@ std::optional<int> read_settings(int argc, char** argv, hub::HubOptions& options
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc >= 2 && std::string_view(argv[1]) == "make-config") {
+        fmt::print("{}", hub::channelstream::example_config());
+        return 0;
+    }
+    // The channelstream settings first: its INI file (-i), CHANNELSTREAM_* variables and its
+    // own flags are taken out of the arguments; the hub's flags are what is left.
+    std::vector<std::string> args(argv + 1, argv + argc);
+    auto channelstream = hub::channelstream::load_config(args, [](const char* name) { return std::getenv(name); });
+    if (channelstream.error) {
+        fmt::print(stderr, "websock-hub: {}\n", *channelstream.error);
+        return 2;
+    }
+    std::vector<char*> hub_args{argv[0]};
+    for (auto& arg : args) hub_args.push_back(arg.data());
+
     hub::HubOptions options;
-    if (const auto exit_code = read_settings(argc, argv, options)) return *exit_code;
+    // host and port from a channelstream INI file are the lowest layer: HUB_* and flags win.
+    if (channelstream.config.host) options.host = *channelstream.config.host;
+    if (channelstream.config.port) options.port = *channelstream.config.port;
+    if (const auto exit_code = read_settings(static_cast<int>(hub_args.size()), hub_args.data(), options)) return *exit_code;
     hub::log_add_secret(options.password);
 
     // SIGINT/SIGTERM are taken by one thread that waits for them, so that stop() runs as
@@ -190,7 +215,7 @@ int main(int argc, char** argv) {
     aiows.url_prefix = options.url_prefix;
     aiows.password = options.password;
     hub.add_module(std::make_unique<hub::AiowsModule>(std::move(aiows)));
-    // A second API is one more line here: hub.add_module(std::make_unique<...>(...));
+    hub.add_module(std::make_unique<hub::channelstream::ChannelstreamModule>(std::move(channelstream.config)));
 
     if (options.password.empty())
         fmt::print(stderr,

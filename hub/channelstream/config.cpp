@@ -1,6 +1,6 @@
 #include "hub/channelstream/config.hpp"
 
-#include <dlfcn.h>
+#include <ini.h>
 
 #include <algorithm>
 #include <cctype>
@@ -217,32 +217,6 @@ int on_ini_entry(void* user, const char* section, const char* name, const char* 
 
 }  // namespace
 
-namespace {
-
-// inih's C interface (ini.h, as Debian builds it: handlers without a line number). Declared
-// here rather than included, so that building the hub needs no libinih headers.
-using IniHandler = int (*)(void* user, const char* section, const char* name, const char* value);
-using IniParseString = int (*)(const char* text, IniHandler handler, void* user);
-
-/// inih's ini_parse_string: from the program when it was linked with -linih, else from
-/// Debian's libinih1 loaded at first use, so that the hub builds and runs before its
-/// makefile links the library (then INI files are refused with a clear reason if it is
-/// missing altogether).
-IniParseString ini_parse_string_function() noexcept {
-    static const IniParseString function = []() -> IniParseString {
-        if (void* linked = dlsym(RTLD_DEFAULT, "ini_parse_string")) return reinterpret_cast<IniParseString>(linked);
-        void* library = dlopen("libinih.so.1", RTLD_NOW | RTLD_LOCAL);  // kept for the process's life
-        if (library == nullptr) library = dlopen("libinih.so", RTLD_NOW | RTLD_LOCAL);
-        if (library == nullptr) return nullptr;
-        return reinterpret_cast<IniParseString>(dlsym(library, "ini_parse_string"));
-    }();
-    return function;
-}
-
-}  // namespace
-
-bool ini_parser_available() noexcept { return ini_parse_string_function() != nullptr; }
-
 std::optional<std::string> set_config_value(ChannelstreamConfig& config, std::string_view key_name, std::string_view value) {
     const Key* key = find_key(key_name);
     if (key == nullptr) return "unknown setting '" + std::string(key_name) + "'";
@@ -251,11 +225,9 @@ std::optional<std::string> set_config_value(ChannelstreamConfig& config, std::st
 }
 
 std::optional<std::string> apply_ini_text(ChannelstreamConfig& config, std::string_view text) {
-    const IniParseString parse = ini_parse_string_function();
-    if (parse == nullptr) return std::string("cannot read INI files: libinih is not installed (apt-get install libinih1)");
     IniContext context{&config, std::nullopt, {}, {}, {}};
     const std::string terminated(text);  // inih wants a NUL-terminated string
-    const int line = parse(terminated.c_str(), on_ini_entry, &context);
+    const int line = ini_parse_string(terminated.c_str(), on_ini_entry, &context);
     if (line == 0) return std::nullopt;
     if (line < 0) return std::string("cannot parse the INI text");
     return "line " + std::to_string(line) + ": " + context.error.value_or("not a 'key = value' line, a [section] or a comment");

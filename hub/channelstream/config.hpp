@@ -104,7 +104,4 @@ ConfigLoad load_config(std::vector<std::string>& args, const GetEnv& getenv);
 /// A commented example config with every key at its default (for `websock-hub make-config`).
 std::string example_config();
 
-/// Whether the INI parser (libinih, linked or loaded) is there; apply_ini_* fail clearly if not.
-bool ini_parser_available() noexcept;
-
 }  // namespace hub::channelstream
