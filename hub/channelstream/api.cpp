@@ -240,6 +240,13 @@ bool Api::admin_authorised(const HttpRequest& request, Micros now) {
     return false;
 }
 
+bool Api::needs_state(const HttpRequest& request) const {
+    const auto path = local_path(request.path);
+    if (!path || request.method == "OPTIONS") return false;
+    const auto route = route_of(*path);
+    return route && *route != Route::OpenApi && *route != Route::Admin;
+}
+
 ApiOutcome Api::handle(const HttpRequest& request, const State& state, Micros now) {
     const auto path = local_path(request.path);
     if (!path) return {};

@@ -70,6 +70,9 @@ public:
 
     /// The path without the url_prefix, or nullopt when it is not under it.
     std::optional<std::string_view> local_path(std::string_view path) const;
+    /// Whether answering `request` reads the state (every route but OPTIONS, /openapi.json and
+    /// the admin page): a node still syncing (sync.hpp) refuses those with 503.
+    bool needs_state(const websock::HttpRequest& request) const;
     /// Whether an upgrade to this path is ours (GET /ws).
     bool is_websocket_path(std::string_view path) const;
     /// The connection a /ws or /listen request names, canonical, if the state knows it.

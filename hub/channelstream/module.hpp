@@ -18,6 +18,9 @@
 // locks, never nested: the State, this node's sockets and polls, and the requests waiting for
 // their operation. Nothing is sent and nothing is published while one is held, and
 // on_bus_message never publishes (the LocalBus runs it inside publish()).
+//
+// With a shared bus (RedisBus) a node that starts beside running ones first SYNCS: it gets
+// the state from them (sync.hpp) and answers requests that need the state with 503 until then.
 #pragma once
 
 #include <atomic>
@@ -35,6 +38,7 @@
 #include "hub/channelstream/api.hpp"
 #include "hub/channelstream/config.hpp"
 #include "hub/channelstream/state.hpp"
+#include "hub/channelstream/sync.hpp"
 #include "hub/module.hpp"
 
 namespace hub::channelstream {
@@ -43,7 +47,7 @@ class ChannelstreamModule final : public HubModule {
 public:
     static constexpr std::string_view kTopic = "channelstream";
 
-    explicit ChannelstreamModule(ChannelstreamConfig config);
+    explicit ChannelstreamModule(ChannelstreamConfig config, SyncOptions sync = {});
     ~ChannelstreamModule() override;
 
     std::string_view name() const noexcept override { return kTopic; }
@@ -65,6 +69,11 @@ public:
     const ChannelstreamConfig& config() const noexcept { return api_.config(); }
     /// /admin/admin.json's body without uptime and version (tests, metrics).
     Json admin_snapshot() const;
+    /// Whether this node holds the cluster's state (always with a local bus; with Redis once
+    /// its snapshot is loaded, or no other node answered).
+    bool synced() const;
+    /// The id of the last operation applied here (tests).
+    std::string last_applied() const;
     /// Messages meant for this node that found no socket or poll to take them.
     std::uint64_t undelivered() const noexcept { return undelivered_.load(); }
 
@@ -95,11 +104,35 @@ private:
     void answer_poll(Poll poll, const std::vector<std::shared_ptr<const std::string>>& frames);
     void socket_detached(const std::string& conn_id, const std::string& attachment);
 
+    // ---- syncing (sync.hpp); the *_locked ones run under state_mutex_ ----
+    /// Apply one operation of the bus (snapshot-request and snapshot included) to the state.
+    Applied apply_locked(const Json& op);
+    /// An operation read from the bus while syncing: buffered, or the snapshot for us.
+    void receive_while_syncing_locked(Json op, std::size_t bytes, std::vector<Applied>& results);
+    /// Ask again at the next tick, not before `not_before`.
+    void request_again_locked(Micros not_before);
+    /// From start() and every tick: send our request, give up waiting, answer joiners.
+    void sync_step(Micros now);
+    void publish_snapshots(const std::vector<std::pair<std::string, std::string>>& requests, const std::string& last_applied,
+                           const std::string& state_text, Micros now);
     Api api_;
     Bus* bus_ = nullptr;
 
     mutable std::mutex state_mutex_;
     State state_;
+    const SyncOptions sync_options_;
+    // Under state_mutex_ too: the pair (state_, last_applied_) is what a snapshot carries.
+    bool synced_ = false;
+    std::string last_applied_;     ///< id of the last operation applied to state_
+    JoinBuffer join_buffer_;       ///< what came from the bus while syncing
+    std::string sync_request_;     ///< id of our snapshot-request in flight; empty: none
+    bool request_needed_ = false;  ///< send a snapshot-request at the next step
+    Micros request_not_before_ = 0;
+    Micros requested_at_ = 0;
+    bool request_seen_ = false;    ///< our request came back on the bus
+    Micros request_seen_at_ = 0;   ///< the first step after that (times come from the ticks)
+    /// snapshot-requests of joiners to answer at the next tick: (their node, request id).
+    std::vector<std::pair<std::string, std::string>> snapshot_requests_;
 
     std::mutex local_mutex_;
     std::unordered_map<std::string, LocalSocket> sockets_;        ///< conn_id -> its WebSocket here

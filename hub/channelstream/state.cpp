@@ -590,6 +590,119 @@ void State::deliver(Context& ctx, Connection& connection, Outgoing& outgoing, bo
     }
 }
 
+// ---- snapshots -------------------------------------------------------------------------------
+
+namespace {
+
+/// The snapshot format's version: a node refuses a snapshot it does not know.
+constexpr int kSnapshotVersion = 1;
+
+template <typename T>
+T field(const Json& object, const char* key) {
+    auto found = object.find(key);
+    if (found == object.end()) throw std::invalid_argument(std::string("snapshot: missing '") + key + "'");
+    return found->get<T>();
+}
+
+}  // namespace
+
+Json State::to_snapshot() const {
+    Json connections = Json::array();
+    for (const auto& [id, c] : connections_) {
+        Json pending = Json::array();
+        for (const auto& payload : c.pending) pending.push_back(*payload);  // the exact text sent later
+        connections.push_back({{"id", c.id},
+                               {"username", c.username},
+                               {"last_active", c.last_active},
+                               {"node", c.node},
+                               {"kind", c.kind},
+                               {"attachment", c.attachment},
+                               {"between_polls", c.between_polls},
+                               {"channels", c.channels},
+                               {"pending", std::move(pending)},
+                               {"pending_dropped", c.pending_dropped}});
+    }
+    Json users = Json::array();
+    for (const auto& [name, u] : users_) {
+        users.push_back({{"username", u.username},
+                         {"uuid", u.uuid},
+                         {"state", u.state},
+                         {"public_keys", u.public_keys},
+                         {"connections", u.connections},
+                         {"last_active", u.last_active}});
+    }
+    Json channels = Json::array();
+    for (const auto& [name, ch] : channels_) {
+        Json members = Json::object();
+        for (const auto& [username, conns] : ch.connections) members[username] = conns;
+        channels.push_back({{"name", ch.name},
+                            {"uuid", ch.uuid},
+                            {"config", ch.config.to_json()},
+                            {"last_active", ch.last_active},
+                            {"connections", std::move(members)},
+                            {"history", Json(ch.history)}});
+    }
+    return {{"version", kSnapshotVersion},
+            {"connections", std::move(connections)},
+            {"users", std::move(users)},
+            {"channels", std::move(channels)},
+            {"total_messages", total_messages_},
+            {"total_unique_messages", total_unique_messages_}};
+}
+
+State State::from_snapshot(const Json& snapshot, StateLimits limits) {
+    State state(limits);
+    try {
+        if (!snapshot.is_object() || snapshot.value("version", 0) != kSnapshotVersion)
+            throw std::invalid_argument("snapshot: not a version " + std::to_string(kSnapshotVersion) + " snapshot");
+        for (const Json& c : field<Json>(snapshot, "connections")) {
+            Connection connection;
+            connection.id = field<std::string>(c, "id");
+            connection.username = field<std::string>(c, "username");
+            connection.last_active = field<Micros>(c, "last_active");
+            connection.node = field<std::string>(c, "node");
+            connection.kind = field<std::string>(c, "kind");
+            connection.attachment = field<std::string>(c, "attachment");
+            connection.between_polls = field<bool>(c, "between_polls");
+            connection.channels = field<std::set<std::string>>(c, "channels");
+            for (const Json& payload : field<Json>(c, "pending"))
+                connection.pending.push_back(std::make_shared<const std::string>(payload.get<std::string>()));
+            connection.pending_dropped = field<std::uint64_t>(c, "pending_dropped");
+            const std::string id = connection.id;
+            state.connections_.emplace(id, std::move(connection));
+        }
+        for (const Json& u : field<Json>(snapshot, "users")) {
+            User user;
+            user.username = field<std::string>(u, "username");
+            user.uuid = field<std::string>(u, "uuid");
+            user.state = field<Json>(u, "state");
+            user.public_keys = field<std::vector<std::string>>(u, "public_keys");
+            user.connections = field<std::vector<std::string>>(u, "connections");
+            user.last_active = field<Micros>(u, "last_active");
+            const std::string name = user.username;
+            state.users_.emplace(name, std::move(user));
+        }
+        for (const Json& ch : field<Json>(snapshot, "channels")) {
+            Channel channel;
+            channel.name = field<std::string>(ch, "name");
+            channel.uuid = field<std::string>(ch, "uuid");
+            channel.config = ChannelConfig::from_json(field<Json>(ch, "config"));  // as stored: already clamped
+            channel.last_active = field<Micros>(ch, "last_active");
+            channel.connections = field<std::map<std::string, std::vector<std::string>>>(ch, "connections");
+            for (const Json& stored : field<Json>(ch, "history")) channel.history.push_back(stored);
+            const std::string name = channel.name;
+            state.channels_.emplace(name, std::move(channel));
+        }
+        state.total_messages_ = field<std::uint64_t>(snapshot, "total_messages");
+        state.total_unique_messages_ = field<std::uint64_t>(snapshot, "total_unique_messages");
+    } catch (const std::invalid_argument&) {
+        throw;
+    } catch (const std::exception& e) {  // a wrong type (nlohmann's type_error), ...
+        throw std::invalid_argument(std::string("snapshot: ") + e.what());
+    }
+    return state;
+}
+
 // ---- queries ---------------------------------------------------------------------------------
 
 const State::Connection* State::connection(const std::string& conn_id) const {

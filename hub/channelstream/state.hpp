@@ -144,6 +144,14 @@ public:
     /// Apply one operation. A malformed one changes nothing and answers {"error": ...}.
     Applied apply(const Json& op);
 
+    /// The whole state as JSON (what a node that joins late loads; see module.hpp): every
+    /// user, connection (with what it is owed), channel (with history) and counter. Loading it
+    /// into a State with the same limits gives a state that applies every later operation
+    /// exactly as this one would.
+    Json to_snapshot() const;
+    /// A State from to_snapshot()'s output. Throws std::invalid_argument when it is malformed.
+    static State from_snapshot(const Json& snapshot, StateLimits limits);
+
     // ---- queries ----
     const Connection* connection(const std::string& conn_id) const;
     const User* user(const std::string& username) const;
