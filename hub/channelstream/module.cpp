@@ -360,7 +360,7 @@ void ChannelstreamModule::publish_snapshots(const std::vector<std::pair<std::str
             payload += state_text;
             payload += '}';
         }
-        log_info("channelstream: sending the state to joining node {} ({} bytes)", joiner, payload.size());
+        if (!too_large) log_info("channelstream: sending the state to joining node {} ({} bytes)", joiner, payload.size());
         bus_->publish(std::string(kTopic), std::move(payload), [joiner = joiner](bool ok, std::string_view error) {
             if (!ok) log_warning("channelstream: the snapshot for node {} was not published: {}", joiner, error);
         });

@@ -264,3 +264,29 @@ TEST_CASE("a joining node that overflows its buffer asks again; alone, it starts
     // its first request and four connects filled the buffer).
     CHECK(a.module.admin_snapshot()["total_connections"] == 2);
 }
+
+TEST_CASE("a state too large for one snapshot is refused: the joiner stays syncing and asks again later") {
+    MemoryBus bus;
+    SyncOptions small;
+    small.max_snapshot_bytes = 100;  // any real state is larger
+    Node a(bus, small);
+    bus.pump();
+    a.module.tick(kStart);
+    a.module.tick(kStart + 10 * kSecond);
+    REQUIRE(a.module.synced());
+    Ops ops;
+    for (const Json& op : busy_history(ops)) bus.publish(op);
+    bus.pump();
+
+    Node c(bus);
+    bus.pump();
+    a.module.tick(kStart + 11 * kSecond);  // answers with an "error" snapshot
+    bus.pump();
+    c.module.tick(kStart + 11 * kSecond);
+    CHECK_FALSE(c.module.synced());
+    c.module.tick(kStart + 16 * kSecond);  // neither gives up nor asks again before retry_after_failure
+    CHECK_FALSE(c.module.synced());
+    CHECK(bus.queued() == 0);
+    bus.pump();
+    CHECK(c.module.admin_snapshot()["total_connections"] == 0);
+}
