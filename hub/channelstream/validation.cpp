@@ -309,7 +309,9 @@ Loaded load_many(const Json& body, LoadOne load_one) {
     }
     out.data = Json::array();
     for (std::size_t i = 0; i < body.size(); ++i) {
-        Loaded one = load_one(body[i]);
+        Loaded one;
+        if (body[i].is_object()) one = load_one(body[i]);  // load_one sees objects only
+        else one.errors = invalid_input();
         if (!one.ok()) out.errors[std::to_string(i)] = one.errors;
         else out.data.push_back(std::move(one.data));
     }
@@ -425,10 +427,6 @@ Loaded load_user_status(const Json& body, const State& state) {
 Loaded load_messages(const Json& body, const Defaults& defaults) {
     Loaded loaded = load_many(body, [&](const Json& item) {
         Loaded out;
-        if (!item.is_object()) {
-            out.errors = invalid_input();
-            return out;
-        }
         Fields f(item, out.errors);
         out.data = Json::object();
         delivery_fields(f, out.data);
@@ -458,10 +456,6 @@ Loaded load_messages(const Json& body, const Defaults& defaults) {
 Loaded load_edits(const Json& body, const Defaults& defaults) {
     return load_many(body, [&](const Json& item) {
         Loaded out;
-        if (!item.is_object()) {
-            out.errors = invalid_input();
-            return out;
-        }
         Fields f(item, out.errors);
         out.data = Json::object();
         delivery_fields(f, out.data);
@@ -487,10 +481,6 @@ Loaded load_edits(const Json& body, const Defaults& defaults) {
 Loaded load_deletes(const Json& body) {
     return load_many(body, [&](const Json& item) {
         Loaded out;
-        if (!item.is_object()) {
-            out.errors = invalid_input();
-            return out;
-        }
         Fields f(item, out.errors);
         out.data = Json::object();
         delivery_fields(f, out.data);
