@@ -2,9 +2,11 @@
 # every test (unit, integration, sanitizers, fuzz smoke). Both install what is missing.
 #
 # Build flavours live side by side: build/release, build/asan, build/tsan, build/fuzz.
+# BUILD_ROOT moves all of them (two work trees' builds, or two builds at once, apart).
 
 BUILD ?= release
-BUILD_DIR := build/$(BUILD)
+BUILD_ROOT ?= build
+BUILD_DIR := $(BUILD_ROOT)/$(BUILD)
 OBJ_DIR := $(BUILD_DIR)/obj
 BIN_DIR := $(BUILD_DIR)/bin
 LIB_DIR := $(BUILD_DIR)/lib
