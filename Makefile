@@ -78,23 +78,40 @@ examples: $(EXAMPLE_BINS)
 test-bins: lib examples $(UNIT_BIN) $(FIXTURE_SERVER)
 
 # ---- dependencies: Debian packages and npm packages, installed when missing ------------
-DEPS_STAMP := build/.deps-stamp
-$(DEPS_STAMP): scripts/install-deps.sh $(wildcard test/package.json)
-	./scripts/install-deps.sh
+# Two sets (scripts/install-deps.sh): `build` is what building and running need (make run,
+# make install); `test` adds the test, container, packaging and browser tools (make test).
+# `deps` is everything.
+DEPS_BUILD_STAMP := build/.deps-build-stamp
+DEPS_TEST_STAMP := build/.deps-test-stamp
+$(DEPS_BUILD_STAMP): scripts/install-deps.sh
+	./scripts/install-deps.sh build
 	@mkdir -p $(@D) && touch $@
+$(DEPS_TEST_STAMP): scripts/install-deps.sh $(wildcard test/package.json test/package-lock.json)
+	./scripts/install-deps.sh test
+	@mkdir -p $(@D) && touch $@ $(DEPS_BUILD_STAMP)
 
-deps: $(DEPS_STAMP)
+.PHONY: deps-build deps-test check-node-engines
+deps-build: $(DEPS_BUILD_STAMP)
+deps-test: $(DEPS_TEST_STAMP)
+deps: deps-test
+
+# The versions the tests rely on: the running Node.js (and the oldest one test/package.json
+# promises, Debian 12's 18.20) against the `engines` of every pinned npm package. Fails
+# loudly; npm only warns.
+check-node-engines: deps-test
+	node --test scripts/check-node-engines.test.mjs
+	node scripts/check-node-engines.mjs test
 
 # ---- the two commands of the README ----------------------------------------------------
 # The main job: the chat room, at the URL it prints.
-run: deps
+run: deps-build
 	$(MAKE) -j2 BUILD=release examples
 	$(BIN_DIR)/websock-chat --host 127.0.0.1 --port 8467
 
 # Everything CI checks: release unit + integration tests, the same under ASan+UBSan and
 # TSan, then each fuzzer for a bounded time.
 # Builds run two jobs at a time; tests run one suite at a time (they time themselves).
-test: deps
+test: deps-test check-node-engines
 	$(MAKE) -j2 BUILD=release test-bins
 	$(MAKE) BUILD=release test-quick
 	$(MAKE) -j2 BUILD=asan test-bins
