@@ -160,6 +160,7 @@ public:
     const ServerOptions& options() const noexcept;
 
 private:
+    friend struct detail::ServerCore;  // ServerCore::of(): the internal test seams
     std::unique_ptr<detail::ServerCore> core_;
 };
 

@@ -35,6 +35,8 @@ ClientDriver::ClientDriver(ServerCore& server, std::shared_ptr<Client> client, F
     } else {
         transport_ = make_plain_transport(socket_.get());
     }
+    if (server.wrap_transport) transport_ = server.wrap_transport(std::move(transport_));  // tests: inject faults
+    io_ = transport_.get();
 }
 
 ClientDriver::~ClientDriver() {
@@ -120,7 +122,7 @@ void ClientDriver::on_readable() {
         case Phase::Open: read_frames(); break;
         case Phase::Lingering: {
             for (int reads = 0; reads < kReadsPerEvent; ++reads) {
-                const auto got = transport_->read(read_buffer_.data(), read_buffer_.size());
+                const auto got = io_->read(read_buffer_.data(), read_buffer_.size());
                 if (got.status == IoResult::Status::Ok) continue;  // what the peer still sends is dropped
                 if (got.status == IoResult::Status::WouldBlock) return;
                 finish();  // the peer's FIN (or an error): done
@@ -134,22 +136,22 @@ void ClientDriver::on_readable() {
 }
 
 void ClientDriver::step_tls_handshake() {
-    if (transport_->handshake()) {
+    if (io_->handshake()) {
         phase_ = Phase::Handshake;
         read_handshake();  // the request may already sit decrypted in the TLS buffer
         after_io();
         return;
     }
-    if (!transport_->error().empty()) {
+    if (!io_->error().empty()) {
         // A failed TLS handshake costs nothing else: report it and drop the socket.
-        server_.report(nullptr, ErrorKind::Tls, fmt::format("{}: TLS handshake failed: {}", core_.peer, transport_->error()));
+        server_.report(nullptr, ErrorKind::Tls, fmt::format("{}: TLS handshake failed: {}", core_.peer, io_->error()));
         finish();
     }
 }
 
 void ClientDriver::on_writable() {
     if (phase_ == Phase::TlsHandshake) return step_tls_handshake();
-    if (phase_ == Phase::Open && transport_->wants_write() && write_offset_ == write_buffer_.size()) {
+    if (phase_ == Phase::Open && io_->wants_write() && write_offset_ == write_buffer_.size()) {
         read_frames();  // a TLS read was waiting for the socket to take its bytes
         if (phase_ != Phase::Open) return;
     }
@@ -246,7 +248,7 @@ void ClientDriver::on_tick(Clock::time_point now) {
 
 void ClientDriver::read_handshake() {
     for (int reads = 0; reads < kReadsPerEvent && phase_ == Phase::Handshake && wants_read(); ++reads) {
-        const auto got = transport_->read(read_buffer_.data(), read_buffer_.size());
+        const auto got = io_->read(read_buffer_.data(), read_buffer_.size());
         if (got.status == IoResult::Status::WouldBlock) return;
         if (got.status != IoResult::Status::Ok) {
             finish();  // the peer left before upgrading
@@ -470,17 +472,20 @@ void ClientDriver::open_websocket(const std::string& key, HttpRequest request, c
 void ClientDriver::read_frames() {
     for (int reads = 0; reads < kReadsPerEvent && phase_ == Phase::Open; ++reads) {
         if (connection_.state() == Connection::State::Closed) return;
-        const auto got = transport_->read(read_buffer_.data(), read_buffer_.size());
+        const auto got = io_->read(read_buffer_.data(), read_buffer_.size());
         if (got.status == IoResult::Status::Ok) {
             last_heard_ = Clock::now();
             ping_outstanding_ = false;  // any data proves the peer is alive
             feed(read_buffer_.data(), got.bytes);
             // Write what became due before reading again: echoes go out in batches.
             after_io();
+            // The write may have failed (the peer reset while we echoed): then the driver
+            // is finished and the transport gone, or lingering and done with frames.
+            if (phase_ != Phase::Open) return;
             // A short read drained the socket. The event loop hears of more data from epoll
             // with everyone else's; a client thread reads once more, since the peer's next
             // bytes have often arrived by now, and that saves a poll() and a context switch.
-            if (!eager_reread_ && got.bytes < read_buffer_.size() && !transport_->has_buffered_input()) return;
+            if (!eager_reread_ && got.bytes < read_buffer_.size() && !io_->has_buffered_input()) return;
             continue;
         }
         if (got.status == IoResult::Status::WouldBlock) return;
@@ -541,7 +546,7 @@ bool ClientDriver::flush() {
         }
         bool blocked = false;
         while (write_offset_ < write_buffer_.size()) {
-            const auto sent = transport_->write(write_buffer_.data() + write_offset_, write_buffer_.size() - write_offset_);
+            const auto sent = io_->write(write_buffer_.data() + write_offset_, write_buffer_.size() - write_offset_);
             if (sent.status == IoResult::Status::Ok && sent.bytes > 0) {
                 write_offset_ += sent.bytes;
                 continue;
@@ -575,7 +580,7 @@ void ClientDriver::after_io() {
             }
             if (close_after_write_ && !wants_write()) {
                 // Half-close and linger, so the answer is not lost to a reset.
-                transport_->shutdown_write();
+                io_->shutdown_write();
                 phase_ = Phase::Lingering;
                 linger_deadline_ = Clock::now() + server_.options.close_timeout;
             }
@@ -603,7 +608,7 @@ void ClientDriver::end(bool peer_gone) {
     if (!peer_gone && !timed_out_ && !failed_loop_ && !aborted_ && connection_.state() == Connection::State::Closed) {
         // Section 7.1.1: the server closes TCP first. Half-close and wait briefly for the
         // peer's FIN, so our close frame is not lost to a reset caused by unread input.
-        transport_->shutdown_write();
+        io_->shutdown_write();
         phase_ = Phase::Lingering;
         linger_deadline_ = Clock::now() + server_.options.close_timeout;
         return;
@@ -621,6 +626,10 @@ void ClientDriver::finish() {
         core_.http_awaited = 0;  // a responder still held somewhere now answers false
         core_.http_answer.reset();
     }
+    // Whatever still runs on this stack after finish() (a caller up the chain that was
+    // reading when a write failed) finds a transport that is closed, never a dangling one
+    // nor a descriptor number the kernel may already have given to another connection.
+    io_ = &closed_transport();
     transport_.reset();  // before the socket it uses
     socket_.reset();
     core_.writing_bytes.store(0, std::memory_order_relaxed);

@@ -54,7 +54,7 @@ public:
     // ---- what the engine needs to know ----
     int fd() const noexcept { return socket_.get(); }
     bool wants_read() const noexcept;
-    bool wants_write() const noexcept { return write_offset_ < write_buffer_.size() || (transport_ && transport_->wants_write()); }
+    bool wants_write() const noexcept { return write_offset_ < write_buffer_.size() || io_->wants_write(); }
     Clock::time_point deadline() const noexcept;  ///< the next on_tick that matters
     bool finished() const noexcept { return phase_ == Phase::Done; }
     ClientCore& core() noexcept { return core_; }
@@ -100,6 +100,7 @@ private:
     ClientCore& core_;
     Fd socket_;
     std::unique_ptr<Transport> transport_;  // plain or TLS, over socket_
+    Transport* io_ = nullptr;  // transport_ while the socket lives; closed_transport() after finish()
     ReadBuffer& read_buffer_;
     Phase phase_ = Phase::Handshake;
     bool opened_ = false;  // on_connection_open ran: on_connection_close must run once

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -22,6 +23,77 @@ std::string openssl_errors() {
     }
     return text.empty() ? std::string("unknown TLS error") : text;
 }
+
+// OpenSSL's own socket BIO writes with write(2): a peer that resets the connection while
+// we write then raises SIGPIPE, which ends any process that has not ignored it. A library
+// must not depend on that, so TLS reads and writes go through this BIO instead: recv and
+// send(MSG_NOSIGNAL) on the descriptor, which it does not own.
+int socket_bio_write(BIO* bio, const char* data, int size) {
+    const int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(bio)));
+    BIO_clear_retry_flags(bio);
+    for (;;) {
+        const ssize_t sent = ::send(fd, data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
+        if (sent >= 0) return static_cast<int>(sent);
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(bio);
+        return -1;
+    }
+}
+
+int socket_bio_read(BIO* bio, char* buffer, int size) {
+    const int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(bio)));
+    BIO_clear_retry_flags(bio);
+    for (;;) {
+        const ssize_t got = ::recv(fd, buffer, static_cast<std::size_t>(size), 0);
+        if (got >= 0) return static_cast<int>(got);  // 0: the peer's FIN
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(bio);
+        return -1;
+    }
+}
+
+long socket_bio_ctrl(BIO*, int command, long, void*) {
+    return command == BIO_CTRL_FLUSH || command == BIO_CTRL_DUP ? 1 : 0;  // nothing buffered here
+}
+
+int socket_bio_create(BIO* bio) {
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
+int socket_bio_destroy(BIO*) { return 1; }  // the descriptor belongs to the connection
+
+const BIO_METHOD* socket_bio_method() {
+    static BIO_METHOD* method = [] {
+        BIO_METHOD* made = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "websock socket");
+        if (made == nullptr) return made;
+        BIO_meth_set_write(made, socket_bio_write);
+        BIO_meth_set_read(made, socket_bio_read);
+        BIO_meth_set_ctrl(made, socket_bio_ctrl);
+        BIO_meth_set_create(made, socket_bio_create);
+        BIO_meth_set_destroy(made, socket_bio_destroy);
+        return made;
+    }();
+    return method;
+}
+
+/// Read and write `ssl`'s records through `fd` without SIGPIPE; false when out of memory.
+bool attach_socket(SSL* ssl, int fd) {
+    const BIO_METHOD* method = socket_bio_method();
+    BIO* bio = method != nullptr ? BIO_new(method) : nullptr;
+    if (bio == nullptr) return false;
+    BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
+    SSL_set_bio(ssl, bio, bio);  // ssl owns it now
+    return true;
+}
+
+class ClosedTransport final : public Transport {
+public:
+    bool handshake() override { return false; }
+    IoResult read(void*, std::size_t) override { return {IoResult::Status::Eof, 0}; }
+    IoResult write(const void*, std::size_t) override { return {IoResult::Status::Error, 0}; }
+    void shutdown_write() noexcept override {}
+};
 
 class PlainTransport final : public Transport {
 public:
@@ -60,7 +132,7 @@ class TlsTransport final : public Transport {
 public:
     /// The server role: the context holds the certificate.
     TlsTransport(SSL_CTX* context, int fd) : fd_(fd), ssl_(SSL_new(context)) {
-        if (ssl_ == nullptr || SSL_set_fd(ssl_, fd) != 1) {
+        if (ssl_ == nullptr || !attach_socket(ssl_, fd)) {
             error_ = openssl_errors();
             return;
         }
@@ -69,7 +141,7 @@ public:
     /// The client role: SNI for a host name, and the peer's certificate checked against
     /// `host` (a name or an IP address) when `verify` is on.
     TlsTransport(SSL_CTX* context, int fd, const std::string& host, bool verify) : fd_(fd), ssl_(SSL_new(context)) {
-        if (ssl_ == nullptr || SSL_set_fd(ssl_, fd) != 1) {
+        if (ssl_ == nullptr || !attach_socket(ssl_, fd)) {
             error_ = openssl_errors();
             return;
         }
@@ -176,6 +248,11 @@ private:
 };
 
 }  // namespace
+
+Transport& closed_transport() noexcept {
+    static ClosedTransport closed;
+    return closed;
+}
 
 std::unique_ptr<Transport> make_plain_transport(int fd) { return std::make_unique<PlainTransport>(fd); }
 

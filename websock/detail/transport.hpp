@@ -38,6 +38,11 @@ protected:
     std::string error_;
 };
 
+/// A transport with no socket: reads end (Eof), writes and handshakes fail. One shared,
+/// stateless instance; a connection switches to it when it closes its socket, so code
+/// that still runs afterwards cannot touch a descriptor that may already be reused.
+Transport& closed_transport() noexcept;
+
 /// recv/send on a non-blocking socket it does not own.
 std::unique_ptr<Transport> make_plain_transport(int fd);
 
