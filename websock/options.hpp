@@ -97,6 +97,13 @@ struct ServerOptions {
     /// arriving within the window, so it is off by default; 50-200 µs suits latency-bound
     /// servers with a core to spare.
     Microseconds busy_poll{0};
+    // --- errors ---
+    /// At most this many on_error reports of each ErrorKind per second; the rest are counted
+    /// and told in one report ("N more ... errors were not reported") once the second is
+    /// over. A flood of hostile clients (bad handshakes, accept failing with EMFILE) then
+    /// cannot make a server log without bound. 0: report everything.
+    std::size_t max_error_reports_per_second = 50;
+
     // --- shutdown ---
     Milliseconds shutdown_timeout{3000};  ///< stop(): time clients get to finish the close handshake
     bool handle_signals = false;          ///< SIGINT/SIGTERM call stop() (opt-in: a library should

@@ -2,6 +2,7 @@
 // thread's own loop lives in session.cpp.
 #include "websock/server.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -88,12 +89,36 @@ std::shared_ptr<HttpResponder> ClientCore::make_responder(std::shared_ptr<Client
     return std::shared_ptr<HttpResponder>(new HttpResponder(std::move(state)));
 }
 
+namespace {
+
+std::string suppressed_message(const ReportLimiter::Suppressed& held_back) {
+    return fmt::format("{} more {} error{} not reported in the last second (ServerOptions::max_error_reports_per_second)",
+                       held_back.count, to_string(held_back.kind), held_back.count == 1 ? " was" : "s were");
+}
+
+}  // namespace
+
 void ServerCore::report(Client* client, ErrorKind kind, std::string message) noexcept {
     if (!on_error) return;
     try {
-        on_error(client, Error{kind, std::move(message)});
+        std::vector<ReportLimiter::Suppressed> ended;
+        const bool admitted = report_limiter.admit(kind, ReportLimiter::Clock::now(), ended);
+        for (const auto& held_back : ended) on_error(nullptr, Error{held_back.kind, suppressed_message(held_back)});
+        if (admitted) on_error(client, Error{kind, std::move(message)});
     } catch (...) {
-        // An error handler that throws has nowhere left to report to.
+        // An error handler that throws (or no memory left for the message) has nowhere
+        // left to report to.
+    }
+}
+
+void ServerCore::report_suppressed(bool all) noexcept {
+    if (!on_error || !report_limiter.pending()) return;
+    try {
+        std::vector<ReportLimiter::Suppressed> ended;
+        if (all) report_limiter.take_all(ended);
+        else report_limiter.take_ended(ReportLimiter::Clock::now(), ended);
+        for (const auto& held_back : ended) on_error(nullptr, Error{held_back.kind, suppressed_message(held_back)});
+    } catch (...) {
     }
 }
 
@@ -358,6 +383,8 @@ bool WebSocketServer::listen() {
         return false;
     }
     core.listen_fd = std::move(result.fd);
+    // Kept in reserve for the moment the process runs out of descriptors: see accept_one().
+    if (!core.reserve_fd.valid()) core.reserve_fd = detail::Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     core.port.store(result.port);
     // Take the signals as soon as we listen: a program may print its address and be sent
     // SIGTERM before it reaches serve_forever().
@@ -387,6 +414,7 @@ bool WebSocketServer::serve_forever() {
 
     if (core.options.engine == Engine::EventLoop) core.run_event_loop();
     else core.run_threaded();
+    core.report_suppressed(true);
     core.invoke(nullptr, "on_server_destruct", core.on_destruct);
     core.signal_scope.reset();  // the previous handlers are back
     core.stopping.store(false);
@@ -403,10 +431,64 @@ std::shared_ptr<Client> ServerCore::new_client(int socket) {
     client_core->max_queue_bytes = options.max_outbound_queue_bytes;
     client_core->policy = options.queue_full_policy;
     if (!client_core->waker.valid()) {
-        report(nullptr, ErrorKind::Io, fmt::format("eventfd: {}", std::strerror(errno)));
+        const int error = errno;
+        send_all_before(socket, codec::make_handshake_error(503, "server out of resources"), std::chrono::steady_clock::now());
+        report(nullptr, ErrorKind::Limit, fmt::format("eventfd: {}; connection refused with 503", std::strerror(error)));
         return nullptr;
     }
     return make_client(std::move(client_core));
+}
+
+ServerCore::AcceptStatus ServerCore::accept_one(Fd& socket) {
+    auto accept_now = [this] {
+        return accept_hook ? accept_hook(listen_fd.get())
+                           : ::accept4(listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    };
+    for (;;) {
+        socket = Fd(accept_now());
+        if (socket.valid()) {
+            set_tcp_nodelay(socket.get());
+            return AcceptStatus::Accepted;
+        }
+        const int error = errno;
+        switch (error) {
+            case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+            case EWOULDBLOCK:
+#endif
+                return AcceptStatus::Empty;
+            // The connection died in the queue, or a signal came: take the next one.
+            case EINTR:
+            case ECONNABORTED:
+            case EPROTO:
+                continue;
+            case EMFILE:
+            case ENFILE: {
+                if (!reserve_fd.valid()) {
+                    report(nullptr, ErrorKind::Limit, fmt::format("accept: {}; pausing accepts", std::strerror(error)));
+                    return AcceptStatus::Pause;
+                }
+                // Give the reserve up, take the connection, answer it, close it, take the
+                // reserve back. The client hears why instead of waiting in the backlog.
+                reserve_fd.reset();
+                Fd refused(::accept4(listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+                if (refused.valid())
+                    send_all_before(refused.get(), codec::make_handshake_error(503, "server out of file descriptors"),
+                                    std::chrono::steady_clock::now());
+                const bool took_one = refused.valid();
+                refused.reset();
+                reserve_fd = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+                report(nullptr, ErrorKind::Limit,
+                       fmt::format("accept: {}; {}", std::strerror(error),
+                                   took_one ? "connection refused with 503" : "pausing accepts"));
+                return took_one && reserve_fd.valid() ? AcceptStatus::Answered : AcceptStatus::Pause;
+            }
+            default:
+                // ENOBUFS, ENOMEM, or something stranger: back off rather than spin.
+                report(nullptr, ErrorKind::Limit, fmt::format("accept: {}; pausing accepts", std::strerror(error)));
+                return AcceptStatus::Pause;
+        }
+    }
 }
 
 bool ServerCore::refuse_if_full(int socket) {
@@ -429,41 +511,30 @@ void ServerCore::run_threaded() {
 
     while (!stopping.load()) {
         pollfd fds[2] = {{waker.fd(), POLLIN, 0}, {listen_fd.get(), POLLIN, 0}};
-        const int ready = ::poll(fds, accept_paused ? 1 : 2, accept_paused ? 100 : -1);
-        accept_paused = false;
+        // While reports are held back, wake once a second to tell their count.
+        const int idle_timeout = report_limiter.pending() ? 1000 : -1;
+        const int ready = ::poll(fds, accept_paused ? 1 : 2,
+                                 accept_paused ? static_cast<int>(kAcceptPause.count()) : idle_timeout);
         if (ready < 0 && errno != EINTR) {
             report(nullptr, ErrorKind::Io, fmt::format("poll: {}", std::strerror(errno)));
             break;
         }
         if (fds[0].revents & POLLIN) waker.drain();
         reap_finished();
+        report_suppressed();
         if (stopping.load()) break;
-        if (!(fds[1].revents & POLLIN)) continue;
+        if (!accept_paused && !(fds[1].revents & POLLIN)) continue;
+        accept_paused = false;
         for (;;) {  // accept everything that is waiting
-            detail::Fd socket(::accept4(listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-            if (!socket.valid()) {
-                if (errno == EINTR || errno == ECONNABORTED) continue;
-                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                    report(nullptr, ErrorKind::Limit, fmt::format("accept: {}", std::strerror(errno)));
-                    accept_paused = true;
-                }
-                break;
-            }
-            detail::set_tcp_nodelay(socket.get());
-            if (refuse_if_full(socket.get())) continue;
-            auto client = new_client(socket.get());
-            if (!client) continue;
-            const auto id = client->id();
-            std::lock_guard lock(mutex);
-            auto& session = sessions[id];
-            session.client = client;
+            detail::Fd socket;
+            const auto status = accept_one(socket);
+            if (status == AcceptStatus::Answered) continue;
+            if (status == AcceptStatus::Pause) accept_paused = true;
+            if (status != AcceptStatus::Accepted) break;
             try {
-                session.thread = std::thread([this, client, fd = socket.release()]() mutable {
-                    run_session(std::move(client), detail::Fd(fd));
-                });
-            } catch (const std::system_error& e) {
-                sessions.erase(id);
-                report(nullptr, ErrorKind::Limit, fmt::format("cannot start a client thread: {}", e.what()));
+                start_session(std::move(socket));
+            } catch (const std::exception& e) {  // out of memory: this connection only
+                report(nullptr, ErrorKind::Limit, fmt::format("cannot take a connection: {}", e.what()));
             }
         }
     }
@@ -493,6 +564,29 @@ void ServerCore::run_threaded() {
         sessions_changed.wait(lock, [&] { return sessions.size() == finished.size(); });
     }
     reap_finished();
+}
+
+void ServerCore::start_session(Fd socket) {
+    if (refuse_if_full(socket.get())) return;
+    auto client = new_client(socket.get());
+    if (!client) return;
+    const auto id = client->id();
+    std::lock_guard lock(mutex);
+    auto& session = sessions[id];
+    session.client = client;
+    try {
+        // The thread owns the socket once it runs; until then `socket` does, so a thread
+        // that cannot be started leaves nothing open.
+        session.thread = std::thread([this, client, fd = socket.get()]() mutable {
+            run_session(std::move(client), detail::Fd(fd));
+        });
+        socket.release();
+    } catch (const std::system_error& e) {
+        sessions.erase(id);
+        send_all_before(socket.get(), codec::make_handshake_error(503, "server out of threads"),
+                        std::chrono::steady_clock::now());
+        report(nullptr, ErrorKind::Limit, fmt::format("cannot start a client thread: {}", e.what()));
+    }
 }
 
 void ServerCore::session_finished(std::uint64_t id) {

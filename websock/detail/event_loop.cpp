@@ -23,6 +23,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::uint64_t kListenTag = 0;
 constexpr std::uint64_t kServerWakerTag = 1;
 constexpr auto kTick = std::chrono::milliseconds(50);
+constexpr int kAcceptsPerEvent = 64;  // then serve the clients already in: a flood cannot starve them
 
 struct LoopClient {
     std::unique_ptr<ClientDriver> driver;
@@ -48,7 +49,11 @@ public:
         bool stop_started = false;
         epoll_event events[256];
         for (;;) {
-            const int timeout = clients_.empty() && !stop_started ? -1 : poll_timeout_ms(next_tick);
+            // Sleep without a tick only when nothing has a deadline: no clients, no paused
+            // listener, no held-back error count.
+            const bool idle = clients_.empty() && !stop_started && accept_paused_until_ == Clock::time_point{} &&
+                              !server_.report_limiter.pending();
+            const int timeout = idle ? -1 : poll_timeout_ms(next_tick);
             const int ready = wait(events, 256, timeout);
             if (ready < 0 && errno != EINTR) {
                 server_.report(nullptr, ErrorKind::Io, fmt::format("epoll_wait: {}", std::strerror(errno)));
@@ -63,7 +68,8 @@ public:
                 // period the rest are cut.
                 stop_started = true;
                 stop_deadline = now + server_.options.shutdown_timeout;
-                ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, server_.listen_fd.get(), nullptr);
+                if (accept_paused_until_ == Clock::time_point{})
+                    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, server_.listen_fd.get(), nullptr);
                 server_.listen_fd.reset();
                 if (!server_.options.unix_socket_path.empty()) ::unlink(server_.options.unix_socket_path.c_str());
                 for (auto& [id, client] : clients_) guarded(id, [](ClientDriver& d) { d.on_server_stop(); });
@@ -78,6 +84,8 @@ public:
                 flush_dirty();
                 next_tick = now + kTick;
                 touch_all();
+                if (!stop_started) resume_accepting(now);
+                server_.report_suppressed();
             }
             update_touched();
             if (stop_started && clients_.empty()) break;
@@ -143,34 +151,64 @@ private:
     }
 
     void accept_all() {
-        for (;;) {
-            Fd socket(::accept4(server_.listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-            if (!socket.valid()) {
-                if (errno == EINTR || errno == ECONNABORTED) continue;
-                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                    server_.report(nullptr, ErrorKind::Limit, fmt::format("accept: {}", std::strerror(errno)));
+        for (int accepted = 0; accepted < kAcceptsPerEvent; ++accepted) {
+            Fd socket;
+            const auto status = server_.accept_one(socket);
+            if (status == ServerCore::AcceptStatus::Answered) continue;
+            if (status == ServerCore::AcceptStatus::Pause) {
+                // Out of memory or descriptors with no reserve: a level-triggered listener
+                // would wake us at once, forever. Leave it out of epoll for a moment.
+                ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, server_.listen_fd.get(), nullptr);
+                accept_paused_until_ = Clock::now() + ServerCore::kAcceptPause;
                 return;
             }
-            set_tcp_nodelay(socket.get());
-            if (server_.refuse_if_full(socket.get())) continue;
-            auto client = server_.new_client(socket.get());
-            if (!client) continue;
-            const auto id = client->id();
-            ClientCore& core = ServerCore::core(*client);
-            core.owner = std::this_thread::get_id();
-            core.loop_dirty = &dirty_;
-            const int socket_fd = socket.get();
-            {
-                std::lock_guard lock(server_.mutex);
-                server_.sessions[id].client = client;  // for clients() and send_all()
+            if (status != ServerCore::AcceptStatus::Accepted) return;
+            try {
+                adopt(std::move(socket));
+            } catch (const std::exception& e) {  // out of memory: this connection only
+                server_.report(nullptr, ErrorKind::Limit, fmt::format("cannot take a connection: {}", e.what()));
             }
-            auto& entry = clients_[id];
-            entry.socket_fd = socket_fd;
-            entry.driver = std::make_unique<ClientDriver>(server_, std::move(client), std::move(socket), read_buffer_);
-            entry.interest = EPOLLIN;
-            add(socket_fd, EPOLLIN, id << 1);
-            add(core.waker.fd(), EPOLLIN, (id << 1) | 1);
         }
+    }
+
+    /// Put the listener back after a pause (called on every tick).
+    void resume_accepting(Clock::time_point now) {
+        if (accept_paused_until_ == Clock::time_point{} || now < accept_paused_until_ || !server_.listen_fd.valid()) return;
+        accept_paused_until_ = {};
+        add(server_.listen_fd.get(), EPOLLIN, kListenTag);
+    }
+
+    void adopt(Fd socket) {
+        if (server_.refuse_if_full(socket.get())) return;
+        auto client = server_.new_client(socket.get());
+        if (!client) return;
+        const auto id = client->id();
+        ClientCore& core = ServerCore::core(*client);
+        core.owner = std::this_thread::get_id();
+        const int socket_fd = socket.get();
+        struct Undo {  // an allocation below failed: leave no half-registered client behind
+            EventLoop& loop;
+            std::uint64_t id;
+            bool done = false;
+            ~Undo() {
+                if (done) return;
+                loop.clients_.erase(id);
+                std::lock_guard lock(loop.server_.mutex);
+                loop.server_.sessions.erase(id);
+            }
+        } undo{*this, id};
+        {
+            std::lock_guard lock(server_.mutex);
+            server_.sessions[id].client = client;  // for clients() and send_all()
+        }
+        auto& entry = clients_[id];
+        entry.socket_fd = socket_fd;
+        entry.driver = std::make_unique<ClientDriver>(server_, std::move(client), std::move(socket), read_buffer_);
+        entry.interest = EPOLLIN;
+        core.loop_dirty = &dirty_;
+        undo.done = true;
+        add(socket_fd, EPOLLIN, id << 1);
+        add(core.waker.fd(), EPOLLIN, (id << 1) | 1);
     }
 
     /// Sends made on this thread marked their clients; write what they queued.
@@ -228,6 +266,7 @@ private:
     std::unordered_map<std::uint64_t, LoopClient> clients_;
     std::vector<ClientCore*> dirty_;
     Clock::time_point last_events_{};  // when epoll_wait last returned events (busy_poll)
+    Clock::time_point accept_paused_until_{};  // the listener is out of epoll until then
     std::vector<std::uint64_t> touched_;
 };
 

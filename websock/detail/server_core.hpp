@@ -4,6 +4,7 @@
 #include <any>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "websock/detail/report_limiter.hpp"
 #include "websock/detail/socket.hpp"
 #include "websock/detail/transport.hpp"
 #include "websock/server.hpp"
@@ -83,7 +85,8 @@ struct ClientCore {
 
 /// The server's state: options, callbacks, the listening socket and the session registry.
 struct ServerCore {
-    explicit ServerCore(ServerOptions server_options) : options(std::move(server_options)) {}
+    explicit ServerCore(ServerOptions server_options)
+        : options(std::move(server_options)), report_limiter(options.max_error_reports_per_second) {}
 
     ServerOptions options;
     WebSocketServer::OpenHandler on_open;
@@ -98,6 +101,7 @@ struct ServerCore {
     WebSocketServer::HandshakeHandler on_handshake;
 
     Fd listen_fd;
+    Fd reserve_fd;  // /dev/null, opened by listen(): given up for a moment to answer EMFILE
     std::shared_ptr<ExtensionFactory> deflate_factory;  // from options.deflate, made by listen(), then only read
     TlsContext tls_context;  // set by listen() when options.tls has a certificate
     std::shared_ptr<void> signal_scope;  // SIGINT/SIGTERM handlers, from listen() to the end of serve_forever()
@@ -118,8 +122,32 @@ struct ServerCore {
     std::condition_variable sessions_changed;            // signalled when a thread finishes
     std::condition_variable serve_done;                  // signalled when serve_forever returns
 
-    /// Report an error to the user; never throws.
+    /// Report an error to the user (at most options.max_error_reports_per_second of each
+    /// kind; see ReportLimiter); never throws.
     void report(Client* client, ErrorKind kind, std::string message) noexcept;
+    /// Tell the counts of reports held back in seconds that are over (`all`: every count).
+    void report_suppressed(bool all = false) noexcept;
+    ReportLimiter report_limiter;
+
+    // ---- test seams (test/unit/test_faults*.cpp); empty in every real server ----
+    /// Wraps each new connection's transport: a test's transport fails the Nth call.
+    std::function<std::unique_ptr<Transport>(std::unique_ptr<Transport>)> wrap_transport;
+    /// Replaces accept4() on the listening socket: a descriptor, or -1 with errno set.
+    std::function<int(int listen_fd)> accept_hook;
+    static ServerCore& of(WebSocketServer& server) noexcept { return *server.core_; }
+
+    /// What one accept attempt gave.
+    enum class AcceptStatus : std::uint8_t {
+        Accepted,  ///< `socket` holds a new connection (non-blocking, TCP_NODELAY)
+        Empty,     ///< nothing more is waiting
+        Answered,  ///< one connection was taken and refused (503) for want of descriptors
+        Pause,     ///< out of memory or buffers, or no reserve descriptor: stop accepting a while
+    };
+    /// Accept one waiting connection. Out of descriptors (EMFILE, ENFILE) the reserve
+    /// descriptor is given up for a moment to take the connection and answer 503, so the
+    /// backlog drains instead of waking the loop forever (the libev/nginx trick).
+    AcceptStatus accept_one(Fd& socket);
+    static constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 
     /// Run a user callback; an exception goes to on_error instead of ending the process.
     template <class Fn, class... Args>
@@ -139,13 +167,15 @@ struct ServerCore {
         return std::shared_ptr<Client>(new Client(std::move(core)));
     }
 
-    /// A Client for an accepted socket, or null (reported) when it cannot be made.
+    /// A Client for an accepted socket, or null when it cannot be made (reported, and the
+    /// socket answered with 503).
     std::shared_ptr<Client> new_client(int socket);
     /// Refuse with 503 when too many connections are live; true when refused.
     bool refuse_if_full(int socket);
 
     void run_threaded();    // Engine::ThreadPerClient: accept loop + one thread per client
     void run_event_loop();  // Engine::EventLoop: one epoll loop runs every client
+    void start_session(Fd socket);  // thread engine: a thread for an accepted socket (or 503)
     void run_session(std::shared_ptr<Client> client, Fd socket);  // body of a client thread
     void session_finished(std::uint64_t id);
     void reap_finished();
