@@ -9,8 +9,16 @@
 // outlives the object.
 //
 // Two ways to read: register on_message (called on the I/O thread), or leave it unset and
-// call receive(), which blocks until a message arrives, the timeout passes or the connection
-// ends.
+// call receive_for() / receive_until(), which block until a message arrives, the deadline
+// passes or the connection ends, and say which (receive() is the same without saying).
+//
+// What Queued promises: a send (or ping) that returned Queued is written before any close
+// frame of this connection, whichever side or event caused it: our close(), our answer to the
+// server's close, or the close that fails the connection when the server breaks RFC 6455 (a
+// reply sent from on_message goes out even when the server's next frame, in the same read,
+// is a violation). Once that close frame is decided on, sends return Closed. Two things still
+// lose queued messages: TCP failing first, and an outbound queue overflow under
+// QueueFullPolicy::Close, which discards what waits and closes with 1008 (as the server does).
 //
 // Threads: on_open, on_message, on_ping, on_pong and on_close run on the I/O thread;
 // on_error runs where the error happened (connect()'s failures on the thread that called
@@ -27,7 +35,9 @@
 //   client.wait_closed();
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -45,6 +55,39 @@ namespace websock {
 namespace detail {
 struct ClientConnectionCore;
 }  // namespace detail
+
+/// Why receive_for() or receive_until() returned.
+enum class ReceiveStatus : std::uint8_t {
+    Message,  ///< a message was taken (it may be one left over from a connection that has ended)
+    Timeout,  ///< the deadline passed with the connection still open: asking again may get one
+    Closed,   ///< nothing is left and the connection has ended (or never opened): none will come
+};
+
+struct ReceiveResult {
+    ReceiveStatus status = ReceiveStatus::Timeout;
+    Message message;  ///< the message when status is Message; empty otherwise
+    bool has_message() const noexcept { return status == ReceiveStatus::Message; }
+};
+
+/// Who sent the first close frame of a connection that has ended.
+enum class CloseInitiator : std::uint8_t {
+    Local,     ///< this client: close() (or the destructor), an outbound queue overflow under
+               ///< QueueFullPolicy::Close (1008), or failing the connection because the server
+               ///< broke RFC 6455 (1002, 1007, 1009: the code is ours). Code Abnormal (1006)
+               ///< here means the server never completed the handshake (close_timeout, TCP lost).
+    Remote,    ///< the server; code and reason are the server's
+    Abnormal,  ///< nobody: TCP ended first (the server dropped it, a read or write failed, no pong
+               ///< within pong_timeout); the code is Abnormal (1006)
+};
+
+std::string_view to_string(CloseInitiator initiator) noexcept;  ///< "local", "remote", "abnormal"
+
+/// How a connection ended, as close_status() reports it.
+struct CloseStatus {
+    CloseCode code = CloseCode::Abnormal;  ///< what on_close got
+    std::string reason;                    ///< what on_close got
+    CloseInitiator initiator = CloseInitiator::Abnormal;
+};
 
 /// Every setting of a WebSocketClient, each with its default and the reason for it.
 struct ClientOptions {
@@ -126,6 +169,9 @@ public:
     /// connection has ended may connect again.
     bool connect(std::string_view url);
 
+    /// Queued: it will be written, in order, before any close frame (see the top of this
+    /// file); Closed: a close frame has been decided on or the connection has ended, and it
+    /// will never be written; Dropped: the queue is full under QueueFullPolicy::Drop.
     SendResult send(std::string_view text);  ///< a text message (must be valid UTF-8)
     SendResult send_binary(std::string_view bytes);
     SendResult send(std::string_view data, MessageType type);
@@ -135,12 +181,17 @@ public:
     /// 1015, < 1000, 1016-2999) is refused with Dropped. Returns at once; see wait_closed().
     SendResult close(CloseCode code = CloseCode::Normal, std::string_view reason = {});
 
-    /// The next message (only when no on_message is set): blocks until one arrives, the
-    /// timeout passes or the connection ends; nullopt for the last two (is_open() tells).
+    /// The next message (only when no on_message is set): blocks until one arrives
+    /// (Message), the timeout or deadline passes with the connection still open (Timeout), or
+    /// the connection has ended with no message left (Closed, at once if it already has).
     /// Messages left when the connection ends can still be taken (until the next connect()).
-    /// Inside a callback it does not wait.
+    /// Inside a callback they do not wait: Timeout when nothing is there yet.
+    ReceiveResult receive_for(Milliseconds timeout);
+    ReceiveResult receive_until(std::chrono::steady_clock::time_point deadline);
+    /// The same, without saying why there is no message: nullopt for Timeout and Closed.
     std::optional<Message> receive(Milliseconds timeout);
-    std::optional<Message> receive();  ///< no timeout
+    /// No timeout: nullopt only once the connection has ended with no message left.
+    std::optional<Message> receive();
     /// Wait until the connection has ended and on_close has run; true if it has (also when
     /// never connected). Inside a callback it does not wait (and says false).
     bool wait_closed(Milliseconds timeout);
@@ -154,8 +205,9 @@ public:
     std::size_t queued_bytes() const noexcept;
     /// The last error reported to on_error (connect()'s failure reason, say); empty message if none.
     Error last_error() const;
-    /// How the last connection ended, once on_close has run: the close code and reason.
-    std::optional<std::pair<CloseCode, std::string>> close_status() const;
+    /// How the last connection ended, once on_close has run: the close code and reason (as
+    /// on_close got them) and who started the closing; nullopt before that.
+    std::optional<CloseStatus> close_status() const;
 
     const ClientOptions& options() const noexcept;
 

@@ -113,5 +113,5 @@ int main(int argc, char** argv) {
     ::close(closed_pipe[0]);
     ::close(closed_pipe[1]);
     const auto status = client.close_status();
-    return status && status->first != websock::CloseCode::Abnormal ? 0 : 3;
+    return status && status->code != websock::CloseCode::Abnormal ? 0 : 3;
 }

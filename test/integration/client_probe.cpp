@@ -11,14 +11,15 @@
 //
 // Commands (one per line; payloads in hex, possibly empty):
 //   send text|binary HEX    ping HEX    close CODE REASON_HEX
-//   receive MS              (receive mode: wait up to MS for a message)
+//   receive MS              (receive mode: wait up to MS for a message; receive_for())
 //   wait-closed MS          status          exit
 //   burst THREADS COUNT     (THREADS threads send COUNT messages "t<thread> <i>" each at once)
 //   flood SIZE COUNT        (COUNT binary messages of SIZE bytes, as fast as send() returns)
 // A received text message "reply:X" is answered with X, "close:R" with close(1000, R), both
 // from inside on_message.
 // Events: {"event":"connect","ok":...}, open, message, ping, pong, error, close, result,
-// received, receive-timeout, wait-closed, status, exit. A message event carries type, size,
+// received, receive-timeout (still open), receive-closed (ended, nothing left), wait-closed,
+// status (with close_code and initiator once closed), exit. A message event carries type, size,
 // sha256 and (up to 4 KiB) the hex bytes. After a failed connect the probe exits 0.
 #include <openssl/sha.h>
 
@@ -247,10 +248,13 @@ int main(int argc, char** argv) {
                 emit_result("close", client.close(static_cast<websock::CloseCode>(code), payload));
             } else if (command == "receive") {
                 const auto timeout = Milliseconds{std::atoll(std::string(next_word(rest)).c_str())};
-                if (auto message = client.receive(timeout))
-                    emit(fmt::format("{{\"event\":\"received\",{}}}", message_fields(message->data, message->type)));
+                const auto result = client.receive_for(timeout);
+                if (result.status == websock::ReceiveStatus::Message)
+                    emit(fmt::format("{{\"event\":\"received\",{}}}", message_fields(result.message.data, result.message.type)));
                 else
-                    emit(fmt::format("{{\"event\":\"receive-timeout\",\"open\":{}}}", client.is_open()));
+                    emit(fmt::format("{{\"event\":\"{}\",\"open\":{}}}",
+                                     result.status == websock::ReceiveStatus::Timeout ? "receive-timeout" : "receive-closed",
+                                     client.is_open()));
             } else if (command == "wait-closed") {
                 const auto timeout = Milliseconds{std::atoll(std::string(next_word(rest)).c_str())};
                 const bool closed = client.wait_closed(timeout);
@@ -278,8 +282,9 @@ int main(int argc, char** argv) {
                                  results[2]));
             } else if (command == "status") {
                 const auto status = client.close_status();
-                emit(fmt::format("{{\"event\":\"status\",\"open\":{},\"queued\":{},\"close_code\":{}}}", client.is_open(),
-                                 client.queued_bytes(), status ? static_cast<int>(status->first) : 0));
+                emit(fmt::format("{{\"event\":\"status\",\"open\":{},\"queued\":{},\"close_code\":{},\"initiator\":{}}}",
+                                 client.is_open(), client.queued_bytes(), status ? static_cast<int>(status->code) : 0,
+                                 status ? json_string(websock::to_string(status->initiator)) : "null"));
             } else {
                 emit(R"({"event":"bad-command"})");
             }
