@@ -439,6 +439,7 @@ describe('client against websock-echo', () => {
             const status = await probe.next('status');
             assert.equal(status.open, false);
             assert.equal(status.close_code, 1000);
+            assert.equal(status.initiator, 'local');
             await probe.finish();
         });
     });
@@ -456,7 +457,7 @@ describe('client against websock-echo', () => {
         });
     });
 
-    it('receive(): blocks for a message, times out, and returns nothing once closed', async () => {
+    it('receive_for(): blocks for a message, says Timeout while open, and Closed at once after the end', async () => {
         await withProbe(echo.url, ['--receive-mode'], async (probe) => {
             await probe.connected();
             const started = Date.now();
@@ -474,9 +475,11 @@ describe('client against websock-echo', () => {
             assert.deepEqual([second.type, second.sha256], ['binary', sha256(patternBytes(70000, 3))]);
             probe.command(`close 1000 `);
             await probe.next('close');
+            const closedAt = Date.now();
             probe.command('receive 5000');
-            const after = await probe.next('receive-timeout');
-            assert.equal(after.open, false, 'receive() returns at once after the end');
+            const after = await probe.next('receive-closed');
+            assert.equal(after.open, false);
+            assert.ok(Date.now() - closedAt < ms(3000), 'receive_for() returns at once after the end');
             await probe.finish();
         });
     });
@@ -548,6 +551,9 @@ describe('client against a Node ws server', () => {
                 assert.deepEqual([close.code, close.reason], [4001, 'server says bye']);
                 const seen = await withTimeout(connection.closed, ms(5000), 'ws close');
                 assert.equal(seen.code, 4001, 'the client echoes the code (section 5.5.1)');
+                probe.command('status');
+                const status = await probe.next('status');
+                assert.deepEqual([status.close_code, status.initiator], [4001, 'remote']);
                 await probe.finish();
             });
         } finally {
@@ -762,6 +768,9 @@ describe('client against a Node ws server', () => {
                 const close = await probe.next('close');
                 assert.equal(close.code, 1006);
                 assert.match(close.reason, /closed the TCP connection|connection lost|read/);
+                probe.command('status');
+                const status = await probe.next('status');
+                assert.deepEqual([status.close_code, status.initiator], [1006, 'abnormal']);
                 await probe.finish();
             });
         } finally {
