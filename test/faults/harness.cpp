@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 
+#include <new>
+
 #include "websock/detail/server_core.hpp"
 
 namespace faults {
@@ -50,8 +52,10 @@ ServerUnderTest::ServerUnderTest(const Setup& setup, std::shared_ptr<FaultPlan> 
         std::lock_guard lock(mutex_);
         ++error_reports_;
     });
-    // Echo, and two commands: "close-me" asks the server to start the close handshake.
+    // Echo, and two commands: "close-me" asks the server to start the close handshake,
+    // "throw-out-of-memory" makes the callback throw std::bad_alloc.
     server.on_data_receive([](websock::Client& client, std::string_view data, websock::MessageType type) {
+        if (data == "throw-out-of-memory") throw std::bad_alloc();  // what a failed allocation looks like
         if (data == "close-me") {
             client.close(websock::CloseCode::Normal, "as asked");
             return;

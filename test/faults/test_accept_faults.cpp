@@ -106,3 +106,28 @@ TEST_CASE("faults: accept failing for a while is neither spun on nor logged with
 }
 
 }  // namespace faults
+
+namespace faults {
+
+TEST_CASE("faults: out of memory in a callback is reported and the connection goes on, on both engines") {
+    for (const auto engine : {websock::Engine::ThreadPerClient, websock::Engine::EventLoop}) {
+        const std::string engine_label = engine_name(engine);
+        CAPTURE(engine_label);
+        Setup setup;
+        setup.engine = engine;
+        ServerUnderTest server(setup, std::make_shared<FaultPlan>());
+        RawClient client(server.port());
+        REQUIRE(client.upgrade());
+        CHECK(client.send_frame(0x1, "throw-out-of-memory"));
+        CHECK(client.send_frame(0x1, "after the failure"));
+        CHECK(client.read_message() == "after the failure");
+        CHECK(server.error_reports() >= 1);
+        CHECK(client.send_close(1000));
+        CHECK(!client.read_message());
+        CHECK(client.wait_eof());
+        REQUIRE(server.stop_and_join());
+        CHECK(server.bookkeeping_errors().empty());
+    }
+}
+
+}  // namespace faults
