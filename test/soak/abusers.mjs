@@ -41,22 +41,23 @@ export const ABUSE_KINDS = {
     },
 
     /**
-     * The known crash: twenty 60,000-byte binary messages, never reading their echoes (so they
-     * pile up in the server's socket buffer and queue), then RST while the server is still
-     * reading and echoing them.
+     * Twenty 60,000-byte binary messages whose echoes are never read, the last one with RST
+     * right behind it: the server reads that message (one read, under 64 KiB) together with
+     * the reset, and writing its echo fails in the middle of reading. Nineteen go first and
+     * the server is given a moment to take them, so that the last one arrives alone.
      */
-    async 'reset-while-echoing'(ctx, path) {
+    async 'reset-while-echoing'(ctx, path, index) {
         const client = await ctx.tracker.openWebSocket(path, ms(5000));
         client.pause();
         const payload = patternBytes(60000, 7);
-        const frames = Buffer.concat(Array.from({ length: 20 }, () => binaryFrame(payload)));
-        client.socket.write(frames, () => {});
-        // Reset once the server has taken at least half of it (it is then echoing into a
-        // buffer nobody reads), or after the hold time if it stops reading first.
+        client.socket.write(Buffer.concat(Array.from({ length: 19 }, () => binaryFrame(payload))), () => {});
         const start = Date.now();
-        while (client.socket.bytesWritten - client.socket.writableLength < frames.length / 2 && Date.now() - start < ctx.holdMs) await hold(5);
+        while (client.socket.writableLength > 0 && Date.now() - start < ctx.holdMs) await hold(5);
+        await hold(20 + (index % 5) * 40);  // varied, so that some land between two reads
+        if (client.ended) return 'server closed first';
+        await new Promise((resolve) => client.socket.write(binaryFrame(payload), () => resolve()));
         client.socket.resetAndDestroy();
-        return client.ended ? 'server closed first' : 'reset';
+        return 'reset';
     },
 
     /** Half of a fragmented message, then FIN (shutdown(SHUT_WR)) while still reading. */

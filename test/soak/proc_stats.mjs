@@ -2,6 +2,7 @@
 // The soak takes a baseline once the good clients are warm, samples the peak while the
 // abusers run, and then waits (with a deadline) for the process to come back to the baseline.
 
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** {fds, threads, rssKiB} of `pid` now, or null once the process is gone. */
@@ -11,6 +12,7 @@ export function readStats(pid) {
         const status = readFileSync(`/proc/${pid}/status`, 'utf8');
         const threads = Number(/^Threads:\s+(\d+)/m.exec(status)?.[1]);
         const rssKiB = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]);
+        if (!Number.isFinite(rssKiB) || !Number.isFinite(threads)) return null;  // a zombie: it has died
         return { fds, threads, rssKiB };
     } catch {
         return null;
@@ -26,6 +28,16 @@ export function openFileLimitOf(pid) {
     } catch {
         return 'gone';
     }
+}
+
+/**
+ * Set the soft RLIMIT_NOFILE of a running process with util-linux's prlimit(1), keeping its
+ * hard limit (raising a hard limit needs CAP_SYS_RESOURCE; moving the soft one below it does
+ * not). The soak moves it just above what the server holds before a burst. Throws if it cannot.
+ */
+export function setOpenFileLimit(pid, soft, hard) {
+    const run = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${soft}:${hard}`], { encoding: 'utf8', timeout: 5000 });
+    if (run.status !== 0) throw new Error(`prlimit --pid ${pid} --nofile=${soft}:${hard}: ${run.error?.message ?? run.stderr.trim()}`);
 }
 
 const tick = (delay) => new Promise((resolve) => setTimeout(resolve, delay));

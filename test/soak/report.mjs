@@ -10,7 +10,7 @@ function figuresLines(f) {
         `  threads      baseline ${f.baseline.threads}, peak ${f.peak.threads}, after ${end.threads ?? '?'}`,
         `  RSS MiB      baseline ${mib(f.baseline.rssKiB)}, peak ${mib(f.peak.rssKiB)}, after ${mib(end.rssKiB)}` +
             (end.rssKiB ? ` (${(((end.rssKiB - f.baseline.rssKiB) / f.baseline.rssKiB) * 100).toFixed(1)}%)` : ''),
-        `  back to the baseline ${f.settled ? `after ${f.settleMs} ms` : `NOT within ${f.settleMs} ms`}`,
+        `  back to the baseline ${f.settled ? `after ${f.settleMs} ms` : f.end ? `NOT within ${f.settleMs} ms` : 'not checked (the server is gone)'}`,
     ];
 }
 

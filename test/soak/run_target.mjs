@@ -7,7 +7,7 @@
 
 import { ms, waitFor } from '../integration/helpers.mjs';
 import { ABUSE_ORDER, runWave } from './abusers.mjs';
-import { openFileLimitOf, PeakSampler, readStats, takeBaseline, waitForBaseline, waitForSteadyRss } from './proc_stats.mjs';
+import { openFileLimitOf, PeakSampler, readStats, setOpenFileLimit, takeBaseline, waitForBaseline, waitForSteadyRss } from './proc_stats.mjs';
 import { ConnectionTracker } from './raw_connections.mjs';
 
 /** Stderr lines one abuse wave (or any other phase) may make the server write. */
@@ -61,25 +61,42 @@ export async function soakTarget(target, profile) {
         sampler = new PeakSampler(server.pid);
         mark('warm-up');
 
+        const runKind = async (kind, count, holdMs) => {
+            const paths = await target.abuse.paths(server, kind, count);
+            const ctx = {
+                tracker,
+                port: server.port,
+                echoes: target.abuse.echoes,
+                maxMessageBytes: target.abuse.maxMessageBytes,
+                holdMs: ms(holdMs),
+                slowlorisHoldMs: ms(holdMs),
+                waveEnd: Date.now() + ms(holdMs),
+            };
+            const wave = await runWave(kind, ctx, paths);
+            const total = (result.abuse[kind] ??= { made: 0, outcomes: {} });
+            total.made += wave.made;
+            for (const [outcome, n] of Object.entries(wave.outcomes)) total.outcomes[outcome] = (total.outcomes[outcome] ?? 0) + n;
+        };
         for (let round = 1; round <= profile.rounds && server.alive; ++round) {
             for (const kind of ABUSE_ORDER) {
                 if (!server.alive) break;
                 server.phase = `${kind} #${round}`;
-                const holdMs = kind === 'slowloris' ? profile.slowlorisHoldMs : kind === 'burst' ? profile.burstHoldMs : profile.holdMs;
-                const paths = await target.abuse.paths(server, kind, kind === 'burst' ? profile.burst : profile.wave);
-                const ctx = {
-                    tracker,
-                    port: server.port,
-                    echoes: target.abuse.echoes,
-                    maxMessageBytes: target.abuse.maxMessageBytes,
-                    holdMs: ms(holdMs),
-                    slowlorisHoldMs: ms(holdMs),
-                    waveEnd: Date.now() + ms(holdMs),
-                };
-                const wave = await runWave(kind, ctx, paths);
-                const total = (result.abuse[kind] ??= { made: 0, outcomes: {} });
-                total.made += wave.made;
-                for (const [outcome, n] of Object.entries(wave.outcomes)) total.outcomes[outcome] = (total.outcomes[outcome] ?? 0) + n;
+                if (kind === 'burst') {
+                    // Each connection costs the server two descriptors, so whether accept()
+                    // itself ever fails (EMFILE) or only the eventfd after it depends on the
+                    // parity of what is left: leave room for a few connections, even, then odd.
+                    const hard = target.fdLimit(profile);
+                    for (const parity of [0, 1]) {
+                        const held = readStats(server.pid)?.fds;
+                        if (!held || !server.alive) break;
+                        setOpenFileLimit(server.pid, Math.min(hard, held + 2 * profile.burstRoom + parity), hard);
+                        await runKind(kind, Math.ceil(profile.burst / 2), profile.burstHoldMs);
+                    }
+                    if (server.alive) setOpenFileLimit(server.pid, hard, hard);
+                } else {
+                    const holdMs = kind === 'slowloris' ? profile.slowlorisHoldMs : profile.holdMs;
+                    await runKind(kind, profile.wave, holdMs);
+                }
                 result.afterWaves.push({ phase: server.phase, ...readStats(server.pid) });  // where growth starts
             }
         }

@@ -22,12 +22,12 @@ import { formatSummary, formatTarget } from './report.mjs';
 const PROFILES = {
     short: {
         goodClients: 500, echoIntervalMs: 250, publishIntervalMs: 50, warmupMaxMs: 4000,
-        rounds: 1, wave: 10, burst: 150, holdMs: 300, slowlorisHoldMs: 800, burstHoldMs: 800,
+        rounds: 1, wave: 10, burst: 150, burstRoom: 10, holdMs: 300, slowlorisHoldMs: 800, burstHoldMs: 800,
         settleTimeoutMs: 10000, targetTimeoutMs: 60000,
     },
     full: {
         goodClients: 500, echoIntervalMs: 200, publishIntervalMs: 40, warmupMaxMs: 10000,
-        rounds: 3, wave: 20, burst: 150, holdMs: 1000, slowlorisHoldMs: 5600, burstHoldMs: 1500,
+        rounds: 3, wave: 20, burst: 150, burstRoom: 10, holdMs: 1000, slowlorisHoldMs: 5600, burstHoldMs: 1500,
         settleTimeoutMs: 20000, targetTimeoutMs: 120000,
     },
 };

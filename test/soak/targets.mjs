@@ -22,6 +22,7 @@ export function fdLimitFor(profile) {
 function echoTarget(engine) {
     return {
         name: `websock-echo --engine ${engine}`,
+        fdLimit: fdLimitFor,
         async start(profile) {
             const server = await ServerUnderSoak.start('websock-echo', ['--engine', engine], { fdLimit: fdLimitFor(profile) });
             return { server, cleanup: async () => {} };
@@ -40,6 +41,7 @@ function echoTarget(engine) {
 function hubTarget({ redis }) {
     return {
         name: `websock-hub aiows + channelstream${redis ? ' --redis' : ''}`,
+        fdLimit: fdLimitFor,
         async start(profile) {
             const redisServer = redis ? await startRedis() : null;
             let server;
