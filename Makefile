@@ -114,6 +114,7 @@ run: deps-build
 test: deps-test check-node-engines
 	$(MAKE) -j2 BUILD=release test-bins
 	$(MAKE) BUILD=release test-quick
+	$(MAKE) BUILD=release soak-short
 	$(MAKE) -j2 BUILD=asan test-bins
 	$(MAKE) BUILD=asan test-quick
 	$(MAKE) -j2 BUILD=tsan test-bins
