@@ -4,6 +4,7 @@
 // connection at any step, and a scenario then simply stops.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -63,7 +64,9 @@ private:
 
     int fd_ = -1;
     SSL* ssl_ = nullptr;
-    bool failed_ = false;
+    // Written by whichever thread saw a failure: echo_large sends from one thread while
+    // another reads (plain sockets only; an SSL object is never shared that way).
+    std::atomic<bool> failed_{false};
     std::string buffered_;  // bytes read past an HTTP head
     std::optional<Frame> last_close_;
 };
