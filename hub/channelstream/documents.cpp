@@ -133,11 +133,11 @@ Json make_description() {
     paths["/disconnect"]["get"] = {{"tags", {"Client API"}},
                                    {"summary", "Permanently removes a connection"},
                                    {"parameters", Json::array({conn_param})},
-                                   {"responses", {{"200", {{"description", "Success"}}}, {"422", {{"description", "Unknown connection"}}}}}};
+                                   {"responses", {{"200", {{"description", "true, or false for an unknown connection"}}}, {"422", {{"description", "conn_id missing or not a UUID"}}}}}};
     paths["/disconnect"]["post"] = {{"tags", {"Client API"}},
                                     {"summary", "Permanently removes a connection"},
                                     {"parameters", body_parameter("DisconnectBody")},
-                                    {"responses", {{"200", {{"description", "Success"}}}, {"422", {{"description", "Unknown connection"}}}}}};
+                                    {"responses", {{"200", {{"description", "true, or false for an unknown connection"}}}, {"422", {{"description", "conn_id missing or not a UUID"}}}}}};
     const Json admin = {{"tags", {"Admin API"}},
                         {"summary", "Server information for the admin panel (HTTP Basic: admin_user, admin_secret)"},
                         {"responses", {{"200", {{"description", "Success"}}}, {"401", {{"description", "Admin credentials required"}}}}}};

@@ -559,11 +559,14 @@ Loaded load_info(const Json& body) {
 }
 
 Loaded load_disconnect(const Json& conn_id, const State& state) {
+    // channelstream 0.7.1's DisconnectBodySchema checks only that conn_id is a UUID; an
+    // unknown one is answered false by the operation, not refused here. Its view always
+    // hands the schema a conn_id, None when absent, so marshmallow says "may not be null".
     Loaded out;
     std::string error;
-    auto resolved = resolve_connection(conn_id, state, &error);
-    if (!resolved) out.errors["conn_id"] = {error};
-    else out.data = {{"conn_id", *resolved}};
+    if (auto resolved = resolve_connection(conn_id, state, &error)) out.data = {{"conn_id", *resolved}};
+    else if (error == "Unknown connection") out.data = {{"conn_id", *canonical_uuid(conn_id.get<std::string>())}};
+    else out.errors["conn_id"] = {conn_id.is_null() ? kNotNull : error};
     return out;
 }
 

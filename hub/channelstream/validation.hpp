@@ -51,7 +51,7 @@ Loaded load_channel_configs(const Json& body);
 Loaded load_channel_config(const Json& body);
 /// POST /info with a body: {"info": {...}} (or the 2015 {"channels": [...]}).
 Loaded load_info(const Json& body);
-/// GET|POST /disconnect: the conn_id, known.
+/// GET|POST /disconnect: the conn_id, a UUID (canonical) or a known 2015 id; unknown ones pass.
 Loaded load_disconnect(const Json& conn_id, const State& state);
 
 }  // namespace hub::channelstream

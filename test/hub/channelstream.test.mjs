@@ -430,7 +430,16 @@ describe('channelstream API on one hub', () => {
         assert.deepEqual(Object.keys(res.json.channels), ['s2']);
         res = await request(hub, { path: `/disconnect?conn_id=${c.conn_id}` });
         assert.equal(res.status, 200);
+        assert.equal(res.body, 'true');
         assert.equal((await request(hub, { path: `/listen?conn_id=${c.conn_id}` })).status, 401);
+        // as channelstream 0.7.1: an unknown (or already gone) UUID is 200 false; no UUID is 422
+        for (const conn_id of [c.conn_id, randomUUID()]) {
+            res = await api(hub, '/disconnect', { conn_id }, { sign: 'none' });
+            assert.equal(res.status, 200, conn_id);
+            assert.equal(res.json, false, conn_id);
+        }
+        assert.equal((await request(hub, { path: `/disconnect?conn_id=${randomUUID()}` })).body, 'false');
+        assert.equal((await api(hub, '/disconnect', { conn_id: 'nope' }, { sign: 'none' })).status, 422);
     });
 
     test('garbage collection: a connection never attached goes after gc_conns_after, with parted', async () => {

@@ -342,15 +342,27 @@ TEST_CASE("cs api: the server API end to end on one node") {
         CHECK(some["channels"].contains("a"));
         CHECK(some["users"][0]["user"] == "u");
     }
-    SUBCASE("disconnect: GET or POST; unknown ids are 422") {
+    SUBCASE("disconnect: GET or POST; true for a known id, false for an unknown UUID, 422 for no UUID") {
         const std::string conn_id = node.connect("u");
+        // channelstream 0.7.1 validates only the UUID's form; the operation says false.
         const HttpResponse unknown = node.answer(request("GET", "/disconnect?conn_id=12345678-1234-5678-1234-567812345678"));
-        CHECK(unknown.status == 422);
-        CHECK(body(unknown) == Json({{"conn_id", {"Unknown connection"}}}));
+        CHECK(unknown.status == 200);
+        CHECK(body(unknown) == false);
+        CHECK(body(node.answer(request("POST", "/disconnect", R"({"conn_id": "{12345678-1234-5678-1234-567812345678}"})"))) == false);
+        const HttpResponse not_uuid = node.answer(request("GET", "/disconnect?conn_id=nope"));
+        CHECK(not_uuid.status == 422);
+        CHECK(body(not_uuid) == Json({{"conn_id", {"Not a valid UUID."}}}));
+        // 0.7.1's view passes {"conn_id": None} to the schema when there is none
+        const HttpResponse missing = node.answer(request("POST", "/disconnect", "{}"));
+        CHECK(missing.status == 422);
+        CHECK(body(missing) == Json({{"conn_id", {"Field may not be null."}}}));
+        CHECK(body(node.answer(request("GET", "/disconnect"))) == Json({{"conn_id", {"Field may not be null."}}}));
+        CHECK(node.state.connection_count() == 1);
         const HttpResponse ok = node.answer(request("POST", "/disconnect", Json({{"conn_id", conn_id}}).dump()));
         CHECK(ok.status == 200);
         CHECK(body(ok) == true);
         CHECK(node.state.connection_count() == 0);
+        CHECK(body(node.answer(request("POST", "/disconnect", Json({{"conn_id", conn_id}}).dump()))) == false);
     }
 }
 
