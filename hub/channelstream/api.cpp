@@ -18,6 +18,9 @@ using websock::HttpResponse;
 
 constexpr std::string_view kSecretHeader = "X-Channelstream-Secret";
 constexpr std::string_view kApiVersion = "0.7.1";  ///< the channelstream API this speaks
+/// channelstream sleeps this long before answering a wrong sign-in ("make potential brute
+/// forcing non-feasible"); we hold the answer back as long without holding a thread.
+constexpr Micros kFailedSignInDelay = 500'000;
 
 Json bad_signature() { return {{"request", "Bad Signature"}}; }
 
@@ -62,10 +65,10 @@ std::string uptime_text(Micros elapsed) {
 }
 
 enum class Route { Connect, Subscribe, Unsubscribe, UserState, UserStatus, Message, ChannelConfig, Info, Disconnect, Listen,
-                   WebSocket, Admin, AdminJson, OpenApi };
+                   WebSocket, Admin, AdminJson, SignIn, SignOut, OpenApi };
 
 std::optional<Route> route_of(std::string_view path) {
-    static const std::array<std::pair<std::string_view, Route>, 14> kRoutes{{
+    static const std::array<std::pair<std::string_view, Route>, 16> kRoutes{{
         {"/connect", Route::Connect},
         {"/subscribe", Route::Subscribe},
         {"/unsubscribe", Route::Unsubscribe},
@@ -79,6 +82,8 @@ std::optional<Route> route_of(std::string_view path) {
         {"/ws", Route::WebSocket},
         {"/admin", Route::Admin},
         {"/admin/admin.json", Route::AdminJson},
+        {"/admin/sign_in", Route::SignIn},
+        {"/admin/sign_out", Route::SignOut},
         {"/openapi.json", Route::OpenApi},
     }};
     for (const auto& [name, route] : kRoutes)
@@ -121,13 +126,38 @@ std::optional<Json> parse_body(const HttpRequest& request, const Json& empty) {
 
 ApiOutcome not_json() { return respond_json(400, {{"request", "The body is not valid JSON"}}); }
 
+ApiOutcome redirect(std::string location) {
+    HttpResponse response = HttpResponse::text(302, "");
+    response.header("Location", std::move(location));
+    return respond(std::move(response));
+}
+
+/// The values of every admin cookie the request carries.
+std::vector<std::string> admin_cookie_values(const HttpRequest& request) {
+    std::vector<std::string_view> cookie_headers;
+    for (const auto& [name, value] : request.headers)
+        if (websock::iequals(name, "Cookie")) cookie_headers.push_back(value);
+    return cookie_values(cookie_headers, kAdminCookieName);
+}
+
+/// Python's str.strip() on ASCII whitespace (channelstream strips both form fields).
+std::string strip(std::string text) {
+    constexpr std::string_view kWhitespace = " \t\n\r\f\v";
+    const auto first = text.find_first_not_of(kWhitespace);
+    if (first == std::string::npos) return {};
+    return text.substr(first, text.find_last_not_of(kWhitespace) - first + 1);
+}
+
 }  // namespace
 
 HttpResponse json_response(int status, const Json& body) {
     return HttpResponse::text(status, body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
 }
 
-Api::Api(ChannelstreamConfig config, std::string node) : config_(std::move(config)), node_(std::move(node)) {}
+Api::Api(ChannelstreamConfig config, std::string node)
+    : config_(std::move(config)),
+      node_(std::move(node)),
+      session_signer_(config_.cookie_secret.empty() ? config_.secret : config_.cookie_secret, config_.admin_user, config_.admin_secret) {}
 
 std::optional<std::string_view> Api::local_path(std::string_view path) const {
     if (config_.url_prefix.empty()) return path;
@@ -234,6 +264,9 @@ bool Api::admin_authorised(const HttpRequest& request, Micros now) {
             }
         }
     }
+    // The cookie of /admin/sign_in.
+    for (const std::string& value : admin_cookie_values(request))
+        if (session_signer_.verify(value, now / 1'000'000)) return true;
     // channelstream lets a signed server request in as well.
     if (request.header(kSecretHeader) || request.header(kStrongSignatureHeader) || request.query_param("secret"))
         return !check_signature(request, now).has_value();
@@ -244,7 +277,38 @@ bool Api::needs_state(const HttpRequest& request) const {
     const auto path = local_path(request.path);
     if (!path || request.method == "OPTIONS") return false;
     const auto route = route_of(*path);
-    return route && *route != Route::OpenApi && *route != Route::Admin;
+    return route && *route != Route::OpenApi && *route != Route::Admin && *route != Route::SignIn && *route != Route::SignOut;
+}
+
+CookieAttributes Api::admin_cookie(const HttpRequest& request, std::chrono::seconds max_age) const {
+    CookieAttributes attributes;
+    attributes.path = config_.url_prefix + "/admin";
+    attributes.max_age = max_age;
+    // Secure where the browser reaches us over https: said by the config (channelstream's
+    // http_scheme / enforce_https) or by a TLS-terminating proxy.
+    const auto forwarded = request.header("X-Forwarded-Proto");
+    attributes.secure = websock::iequals(config_.http_scheme, "https") || config_.enforce_https ||
+                        (forwarded && websock::iequals(*forwarded, "https"));
+    return attributes;
+}
+
+ApiOutcome Api::sign_in(const HttpRequest& request, Micros now) const {
+    FormFields fields;
+    if (is_urlencoded_form(request.header("Content-Type"))) fields = parse_form(request.body);
+    const std::string username = strip(form_value(fields, "username").value_or(""));
+    const std::string password = strip(form_value(fields, "password").value_or(""));
+    // Both compared, always, so the time says nothing about which one was wrong.
+    const bool user_ok = equal_constant_time(username, config_.admin_user);
+    const bool password_ok = equal_constant_time(password, config_.admin_secret);
+    if (user_ok && password_ok) {
+        ApiOutcome outcome = redirect(config_.url_prefix + "/admin");
+        outcome.response.header("Set-Cookie", set_cookie_header(kAdminCookieName, session_signer_.issue(now / 1'000'000),
+                                                                admin_cookie(request, kAdminSessionLifetime)));
+        return outcome;
+    }
+    ApiOutcome outcome = respond(HttpResponse::text(200, sign_in_page_html(true), "text/html; charset=utf-8"));
+    outcome.answer_at = now + kFailedSignInDelay;
+    return outcome;
 }
 
 ApiOutcome Api::handle(const HttpRequest& request, const State& state, Micros now) {
@@ -264,13 +328,28 @@ ApiOutcome Api::handle(const HttpRequest& request, const State& state, Micros no
             case Route::OpenApi:
                 if (method != "GET") return method_not_allowed("GET, OPTIONS");
                 return respond_json(200, openapi_description());
+            case Route::SignIn:
+                if (method == "GET") return respond(HttpResponse::text(200, sign_in_page_html(false), "text/html; charset=utf-8"));
+                if (method == "POST") return sign_in(request, now);
+                return method_not_allowed("GET, POST, OPTIONS");
+            case Route::SignOut: {
+                if (method != "GET" && method != "POST") return method_not_allowed("GET, POST, OPTIONS");
+                ApiOutcome outcome = redirect(config_.url_prefix + "/admin/sign_in");
+                outcome.response.header("Set-Cookie", set_cookie_header(kAdminCookieName, "", admin_cookie(request, std::chrono::seconds{0})));
+                return outcome;
+            }
             case Route::Admin:
             case Route::AdminJson: {
                 if (*route == Route::Admin && method != "GET") return method_not_allowed("GET, OPTIONS");
                 if (*route == Route::AdminJson && method != "GET" && method != "POST") return method_not_allowed("GET, POST, OPTIONS");
                 if (!admin_authorised(request, now)) {
+                    // As channelstream: the page sends a browser to the sign-in form.
+                    if (*route == Route::Admin) return redirect(config_.url_prefix + "/admin/sign_in");
                     HttpResponse response = json_response(401, {{"request", "Admin credentials required"}});
-                    response.header("WWW-Authenticate", "Basic realm=\"channelstream admin\", charset=\"UTF-8\"");
+                    // The Basic challenge, unless the caller is a signed-in page whose cookie
+                    // expired: that one should go back to the form, not get a password prompt.
+                    if (admin_cookie_values(request).empty())
+                        response.header("WWW-Authenticate", "Basic realm=\"channelstream admin\", charset=\"UTF-8\"");
                     return respond(std::move(response));
                 }
                 if (*route == Route::Admin) return respond(HttpResponse::text(200, std::string(admin_page_html()), "text/html; charset=utf-8"));

@@ -7,7 +7,11 @@
 //   server API (signed)   POST /connect /subscribe /unsubscribe /user_state /channel_config
 //                         /info /user_status (2015); POST|PATCH|DELETE /message
 //   client API (open)     GET|POST /disconnect, GET /listen (long poll, JSONP), GET /ws
-//   admin                 GET|POST /admin/admin.json, GET /admin (a page), GET /openapi.json
+//   admin                 GET|POST /admin/admin.json, GET /admin (a page), GET|POST
+//                         /admin/sign_in, GET|POST /admin/sign_out, GET /openapi.json
+//
+// The admin side takes HTTP Basic (admin_user, admin_secret), the cookie that
+// /admin/sign_in sets (admin_auth.hpp), or a signed server request.
 //
 // Every path may sit under ChannelstreamConfig::url_prefix. Every answer carries
 // channelstream's CORS headers. Thread-safe: handle() may run on many threads at once (the
@@ -21,6 +25,7 @@
 
 #include <websock/websock.hpp>
 
+#include "hub/channelstream/admin_auth.hpp"
 #include "hub/channelstream/config.hpp"
 #include "hub/channelstream/signer.hpp"
 #include "hub/channelstream/state.hpp"
@@ -43,6 +48,9 @@ struct ApiOutcome {
     };
     Kind kind = Kind::NotOurs;
     websock::HttpResponse response;
+    /// Respond: not before this time (a failed sign-in is answered 0.5 s late, as in
+    /// channelstream); 0: at once.
+    Micros answer_at = 0;
     Json op;
     Answer answer = Answer::FromState;
     Json fixed;
@@ -88,9 +96,14 @@ public:
 private:
     std::optional<websock::HttpResponse> check_signature(const websock::HttpRequest& request, Micros now);
     bool admin_authorised(const websock::HttpRequest& request, Micros now);
+    /// POST /admin/sign_in: a redirect to /admin with the cookie, or the form again (later).
+    ApiOutcome sign_in(const websock::HttpRequest& request, Micros now) const;
+    /// The admin cookie's attributes (Path = url_prefix + /admin, Secure behind https).
+    CookieAttributes admin_cookie(const websock::HttpRequest& request, std::chrono::seconds max_age) const;
 
     ChannelstreamConfig config_;
     std::string node_;
+    AdminSessionSigner session_signer_;
     ReplayCache replay_cache_;
     Micros started_ = now_micros();  ///< for the admin page's uptime
 };
@@ -102,5 +115,7 @@ websock::HttpResponse json_response(int status, const Json& body);
 const Json& openapi_description();
 /// The admin page (HTML + inline script, no external resources).
 std::string_view admin_page_html();
+/// The sign-in form; `failed` adds a line saying the last try was wrong.
+std::string sign_in_page_html(bool failed);
 
 }  // namespace hub::channelstream

@@ -130,7 +130,7 @@ constexpr std::uint64_t kDay = 86400;
 
 const Key kKeys[] = {
     {"secret", set_secret, "secret", "Signs the server API's requests (itsdangerous TimestampSigner). Change it."},
-    {"admin_user", set_string<&ChannelstreamConfig::admin_user>, "admin", "User name for /admin and /admin/admin.json (HTTP Basic)."},
+    {"admin_user", set_string<&ChannelstreamConfig::admin_user>, "admin", "User name for /admin and /admin/admin.json (the sign-in form, or HTTP Basic)."},
     {"admin_secret", set_string<&ChannelstreamConfig::admin_secret>, "admin_secret", "The admin password. Change it."},
     {"allow_posting_from", set_list<&ChannelstreamConfig::allow_posting_from>, "127.0.0.1,\n                     ::1",
      "Addresses allowed to call the server API, comma- or line-separated; 0.0.0.0 allows all."},
@@ -144,10 +144,10 @@ const Key kKeys[] = {
     {"debug", set_bool<&ChannelstreamConfig::debug>, "false", "Accepted for channelstream compatibility; no effect."},
     {"demo", set_bool<&ChannelstreamConfig::demo>, "false", "Accepted for channelstream compatibility; no effect."},
     {"enforce_https", set_bool<&ChannelstreamConfig::enforce_https>, "false",
-     "Accepted for channelstream compatibility; no effect (terminate TLS with --tls-cert or a proxy)."},
+     "Marks the admin sign-in cookie Secure (terminate TLS with --tls-cert or a proxy)."},
     {"cookie_secret", set_string<&ChannelstreamConfig::cookie_secret>, "",
-     "Accepted for channelstream compatibility; no effect (the admin pages use HTTP Basic)."},
-    {"http_scheme", set_string<&ChannelstreamConfig::http_scheme>, "", "Accepted for channelstream compatibility; no effect."},
+     "Signs the admin sign-in cookie; empty: secret does."},
+    {"http_scheme", set_string<&ChannelstreamConfig::http_scheme>, "", "https: the admin sign-in cookie is marked Secure."},
     {"signature_checker", set_string<&ChannelstreamConfig::signature_checker>, "",
      "Accepted for channelstream compatibility; see require_strong_signatures."},
     {"wake_connections_after", set_seconds<&ChannelstreamConfig::wake_connections_after, 1, 60>, "5",

@@ -26,7 +26,7 @@ namespace hub::channelstream {
 struct ChannelstreamConfig {
     // ---- channelstream 0.7.1's keys (same names, same defaults unless said) ----
     std::string secret = "secret";              ///< signs server API requests; change it
-    std::string admin_user = "admin";           ///< /admin and /admin/admin.json (HTTP Basic)
+    std::string admin_user = "admin";           ///< /admin and /admin/admin.json (sign-in form, HTTP Basic)
     std::string admin_secret = "admin_secret";  ///< the admin password; change it
     /// Who may call the server API (exact addresses; "0.0.0.0" allows everyone). channelstream
     /// allows 127.0.0.1 only; ::1 is loopback too, so it is allowed by default here.
@@ -40,12 +40,14 @@ struct ChannelstreamConfig {
     std::optional<std::string> host;       ///< where to listen, when the config gives it
     std::optional<std::uint16_t> port;
     std::string log_level = "INFO";
-    // Accepted so that a channelstream ini loads unchanged; they change nothing here.
-    bool debug = false;
-    bool demo = false;
+    /// The admin sign-in cookie: signed with cookie_secret (empty: with secret), marked Secure
+    /// when http_scheme is https or enforce_https is on.
     bool enforce_https = false;
     std::string cookie_secret;
     std::string http_scheme;
+    // Accepted so that a channelstream ini loads unchanged; they change nothing here.
+    bool debug = false;
+    bool demo = false;
     std::string signature_checker;
 
     // ---- timings (channelstream's values) ----

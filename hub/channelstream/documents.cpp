@@ -139,7 +139,7 @@ Json make_description() {
                                     {"parameters", body_parameter("DisconnectBody")},
                                     {"responses", {{"200", {{"description", "true, or false for an unknown connection"}}}, {"422", {{"description", "conn_id missing or not a UUID"}}}}}};
     const Json admin = {{"tags", {"Admin API"}},
-                        {"summary", "Server information for the admin panel (HTTP Basic: admin_user, admin_secret)"},
+                        {"summary", "Server information for the admin panel (HTTP Basic with admin_user and admin_secret, or the /admin/sign_in cookie)"},
                         {"responses", {{"200", {{"description", "Success"}}}, {"401", {{"description", "Admin credentials required"}}}}}};
     paths["/admin/admin.json"]["get"] = admin;
     paths["/admin/admin.json"]["post"] = admin;
@@ -156,6 +156,7 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 th{background:#f3f3f3}.stats td:first-child{font-weight:bold}code{font-size:.9em}#error{color:#b00}
 </style></head><body>
 <h1>channelstream admin <small id="version"></small></h1>
+<p><a href="admin/sign_out">sign out</a></p>
 <p id="error"></p>
 <table class="stats"><tbody id="stats"></tbody></table>
 <h2>Channels</h2><table><thead><tr><th>name</th><th>users</th><th>connections</th><th>settings</th><th>history</th><th>last active</th></tr></thead><tbody id="channels"></tbody></table>
@@ -169,6 +170,7 @@ function row(values) { const tr = document.createElement("tr"); values.forEach(v
 async function refresh() {
   try {
     const response = await fetch("admin/admin.json", {credentials: "same-origin", cache: "no-store"});
+    if (response.status === 401) { location.href = "admin/sign_in"; return; }  // the session ended
     if (!response.ok) throw new Error("admin.json answered " + response.status);
     const data = await response.json();
     document.getElementById("error").textContent = "";
@@ -189,6 +191,27 @@ setInterval(() => { if (document.getElementById("auto").checked) refresh(); }, 5
 </body></html>
 )html";
 
+// The form posts to "sign_in", relative to this page (url_prefix + /admin/sign_in).
+constexpr std::string_view kSignInHead = R"html(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>websock-hub: channelstream admin sign-in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;color:#222}
+form{padding:25px;background:#fafafa;border:1px solid #eaeaea;box-shadow:10px 10px 10px rgba(0,0,0,.1)}
+h1{font-size:1.3em;margin-top:0}input{display:block;margin:.5em 0;padding:.3em}#error{color:#b00}
+</style></head><body>
+<form action="sign_in" method="post">
+<h1>channelstream admin</h1>
+)html";
+constexpr std::string_view kSignInFailed = R"html(<p id="error">Wrong user name or password.</p>
+)html";
+constexpr std::string_view kSignInTail = R"html(<input type="text" name="username" placeholder="Username" autocomplete="username" required autofocus>
+<input type="password" name="password" placeholder="Password" autocomplete="current-password" required>
+<input type="submit" value="Sign In">
+</form>
+</body></html>
+)html";
+
 }  // namespace
 
 const Json& openapi_description() {
@@ -197,5 +220,12 @@ const Json& openapi_description() {
 }
 
 std::string_view admin_page_html() { return kAdminPage; }
+
+std::string sign_in_page_html(bool failed) {
+    std::string page(kSignInHead);
+    if (failed) page += kSignInFailed;
+    page += kSignInTail;
+    return page;
+}
 
 }  // namespace hub::channelstream

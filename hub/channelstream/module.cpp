@@ -134,6 +134,17 @@ bool ChannelstreamModule::handle_http(const websock::HttpRequest& request, const
         case ApiOutcome::Kind::NotOurs:
             return false;
         case ApiOutcome::Kind::Respond:
+            if (outcome.answer_at > 0) {
+                auto held = std::make_shared<websock::HttpResponse>(outcome.response);
+                switch (delayed_answers_.add(outcome.answer_at, [responder, held] { responder->respond(std::move(*held)); })) {
+                    case DelayedAnswers::Added::Held: return true;
+                    case DelayedAnswers::Added::Closed: break;  // stopping: answer now
+                    case DelayedAnswers::Added::Full:  // many wrong tries at once: no early answers
+                        outcome.response = json_response(429, {{"request", "Too many sign-in attempts; try again later"}});
+                        api_.add_cors(request, outcome.response);
+                        break;
+                }
+            }
             responder->respond(std::move(outcome.response));
             return true;
         case ApiOutcome::Kind::Listen:
@@ -585,6 +596,7 @@ void ChannelstreamModule::on_tick() { tick(now_micros()); }
 
 void ChannelstreamModule::tick(Micros now) {
     std::lock_guard tick_lock(tick_mutex_);
+    for (auto& answer : delayed_answers_.take_due(now)) answer();
     if (bus_ != nullptr) sync_step(now);
     {
         std::lock_guard lock(state_mutex_);
@@ -663,6 +675,7 @@ void ChannelstreamModule::on_stop() {
         polls_.clear();
     }
     for (auto& poll : polls) answer_poll(std::move(poll), {});
+    for (auto& answer : delayed_answers_.close()) answer();
 }
 
 Json ChannelstreamModule::admin_snapshot() const {

@@ -145,6 +145,8 @@ private:
     std::mutex waiting_mutex_;
     std::unordered_map<std::string, std::optional<Applied>> waiting_;  ///< op id -> its result here
 
+    DelayedAnswers delayed_answers_;  ///< failed sign-ins, answered by a tick 0.5 s on
+
     std::mutex tick_mutex_;  ///< one tick at a time
     Micros last_heartbeat_ = 0;
     std::atomic<bool> gc_in_flight_{false};

@@ -404,7 +404,10 @@ TEST_CASE("cs api: admin") {
         CHECK(header(r, "WWW-Authenticate")->starts_with("Basic "));
         CHECK(node.answer(request("GET", "/admin/admin.json", "", basic("boss:wrong"))).status == 401);
         CHECK(node.answer(request("GET", "/admin/admin.json", "", basic("other:pw"))).status == 401);
-        CHECK(node.answer(request("GET", "/admin")).status == 401);
+        // the page sends a browser to the sign-in form instead, as channelstream does
+        const HttpResponse page = node.answer(request("GET", "/admin"));
+        CHECK(page.status == 302);
+        CHECK(header(page, "Location") == "/admin/sign_in");
     }
     SUBCASE("with them: the numbers, channels and users") {
         node.connect("u", {"a"});
@@ -427,5 +430,131 @@ TEST_CASE("cs api: admin") {
     }
     SUBCASE("a signed server request is let in too, as in channelstream") {
         CHECK(node.answer(request("GET", "/admin/admin.json", "", signed_headers())).status == 200);
+    }
+}
+
+namespace {
+
+std::vector<std::string> headers_named(const HttpResponse& response, std::string_view name) {
+    std::vector<std::string> values;
+    for (const auto& [key, value] : response.headers)
+        if (websock::iequals(key, name)) values.push_back(value);
+    return values;
+}
+
+HttpRequest form_post(std::string target, std::string form, std::string content_type = "application/x-www-form-urlencoded") {
+    return request("POST", std::move(target), std::move(form), {{"Content-Type", std::move(content_type)}});
+}
+
+/// "auth_tkt=VALUE" out of a Set-Cookie value.
+std::string cookie_pair(const std::string& set_cookie) { return set_cookie.substr(0, set_cookie.find(';')); }
+
+}  // namespace
+
+TEST_CASE("cs api: admin sign-in with a form and a cookie, as channelstream 0.7.1") {
+    ChannelstreamConfig config;
+    config.admin_user = "boss";
+    config.admin_secret = "p@ss word";
+    Node node(config);
+    const auto admin_json = [&](const std::string& cookie, Micros now = kNow) {
+        return node.answer(request("GET", "/admin/admin.json", "", {{"Cookie", cookie}}), now);
+    };
+
+    SUBCASE("GET /admin/sign_in: the form, posting username and password back to itself") {
+        const HttpResponse r = node.answer(request("GET", "/admin/sign_in"));
+        CHECK(r.status == 200);
+        CHECK(header(r, "Content-Type")->starts_with("text/html"));
+        for (const char* part : {"action=\"sign_in\"", "method=\"post\"", "name=\"username\"", "name=\"password\""})
+            CHECK_MESSAGE(r.body.find(part) != std::string::npos, part);
+        CHECK(r.body.find("Wrong") == std::string::npos);
+        CHECK(r.body.find("http") == std::string::npos);  // no external resources
+        CHECK_FALSE(node.api->needs_state(request("POST", "/admin/sign_in")));
+        CHECK(node.answer(request("PUT", "/admin/sign_in")).status == 405);
+    }
+    SUBCASE("the right credentials: 302 to /admin with an HttpOnly, SameSite=Lax cookie that admin.json takes") {
+        // channelstream strips both fields; '+' and %-escapes are the form's encoding
+        const ApiOutcome o = node.decide(form_post("/admin/sign_in", "username=+boss%20&password=p%40ss+word&x=1"));
+        REQUIRE(o.kind == ApiOutcome::Kind::Respond);
+        CHECK(o.answer_at == 0);
+        CHECK(o.response.status == 302);
+        CHECK(header(o.response, "Location") == "/admin");
+        const auto cookies = headers_named(o.response, "Set-Cookie");
+        REQUIRE(cookies.size() == 1);
+        CHECK(cookies[0].starts_with("auth_tkt="));
+        CHECK(cookies[0].ends_with("; Path=/admin; Max-Age=43200; HttpOnly; SameSite=Lax"));
+        const std::string cookie = cookie_pair(cookies[0]);
+
+        const HttpResponse r = admin_json("theme=dark; " + cookie);
+        CHECK(r.status == 200);
+        CHECK(body(r)["version"] == "0.7.1");
+        CHECK(node.answer(request("POST", "/admin/admin.json", "", {{"Cookie", cookie}})).status == 200);
+        CHECK(node.answer(request("GET", "/admin", "", {{"Cookie", cookie}})).status == 200);
+        // until it expires, twelve hours on; then no Basic challenge (back to the form instead)
+        CHECK(admin_json(cookie, kNow + 43'199'000'000).status == 200);
+        const HttpResponse expired = admin_json(cookie, kNow + 43'200'000'000);
+        CHECK(expired.status == 401);
+        CHECK_FALSE(header(expired, "WWW-Authenticate").has_value());
+        // an unsigned or tampered cookie is nothing
+        std::string forged = cookie;
+        forged.back() = forged.back() == 'a' ? 'b' : 'a';
+        CHECK(admin_json(forged).status == 401);
+        CHECK(admin_json("auth_tkt=99999999999." + std::string(64, '0')).status == 401);
+        // a node with another secret does not take it; one with the same does
+        ChannelstreamConfig other_config = config;
+        other_config.secret = "another";
+        Node other(other_config);
+        CHECK(other.answer(request("GET", "/admin/admin.json", "", {{"Cookie", cookie}})).status == 401);
+        Node same(config);
+        CHECK(same.answer(request("GET", "/admin/admin.json", "", {{"Cookie", cookie}})).status == 200);
+    }
+    SUBCASE("wrong credentials: the form again, no cookie, answered 0.5 s late") {
+        for (const std::string form : {"username=boss&password=p%40ss", "username=bos&password=p%40ss+word", "password=p%40ss+word",
+                                       "username=boss", ""}) {
+            const ApiOutcome o = node.decide(form_post("/admin/sign_in", form));
+            REQUIRE(o.kind == ApiOutcome::Kind::Respond);
+            CHECK_MESSAGE(o.response.status == 200, form);
+            CHECK(o.response.body.find("Wrong user name or password") != std::string::npos);
+            CHECK(headers_named(o.response, "Set-Cookie").empty());
+            CHECK(o.answer_at == kNow + 500'000);
+        }
+        // the right fields, but not as a form (webob reads no POST fields from JSON)
+        const ApiOutcome json = node.decide(form_post("/admin/sign_in", "username=boss&password=p%40ss+word", "application/json"));
+        CHECK(headers_named(json.response, "Set-Cookie").empty());
+        CHECK(json.answer_at > 0);
+        // with no Content-Type at all the body is read as a form
+        const HttpResponse bare = node.answer(request("POST", "/admin/sign_in", "username=boss&password=p%40ss+word"));
+        CHECK(bare.status == 302);
+    }
+    SUBCASE("cookie_secret, when set, signs the cookie instead of secret") {
+        ChannelstreamConfig with_cookie_secret = config;
+        with_cookie_secret.cookie_secret = "cookies only";
+        Node a(with_cookie_secret);
+        const HttpResponse r = a.answer(form_post("/admin/sign_in", "username=boss&password=p%40ss+word"));
+        const std::string cookie = cookie_pair(headers_named(r, "Set-Cookie").at(0));
+        CHECK(a.answer(request("GET", "/admin/admin.json", "", {{"Cookie", cookie}})).status == 200);
+        CHECK(admin_json(cookie).status == 401);
+    }
+    SUBCASE("sign_out: 302 to the form, the cookie cleared") {
+        const HttpResponse r = node.answer(request("GET", "/admin/sign_out"));
+        CHECK(r.status == 302);
+        CHECK(header(r, "Location") == "/admin/sign_in");
+        CHECK(headers_named(r, "Set-Cookie") == std::vector<std::string>{"auth_tkt=; Path=/admin; Max-Age=0; HttpOnly; SameSite=Lax"});
+    }
+    SUBCASE("under url_prefix; Secure behind https") {
+        ChannelstreamConfig prefixed_config = config;
+        prefixed_config.url_prefix = "/cs";
+        Node prefixed(prefixed_config);
+        HttpResponse r = prefixed.answer(form_post("/cs/admin/sign_in", "username=boss&password=p%40ss+word"));
+        CHECK(header(r, "Location") == "/cs/admin");
+        CHECK(headers_named(r, "Set-Cookie").at(0).find("; Path=/cs/admin;") != std::string::npos);
+        CHECK(headers_named(r, "Set-Cookie").at(0).find("Secure") == std::string::npos);
+        CHECK(header(prefixed.answer(request("GET", "/cs/admin")), "Location") == "/cs/admin/sign_in");
+        HttpRequest proxied = form_post("/cs/admin/sign_in", "username=boss&password=p%40ss+word");
+        proxied.headers.emplace_back("X-Forwarded-Proto", "https");
+        CHECK(headers_named(prefixed.answer(proxied), "Set-Cookie").at(0).ends_with("; Secure"));
+        prefixed_config.http_scheme = "https";
+        Node https(prefixed_config);
+        r = https.answer(form_post("/cs/admin/sign_in", "username=boss&password=p%40ss+word"));
+        CHECK(headers_named(r, "Set-Cookie").at(0).ends_with("; Secure"));
     }
 }
