@@ -31,6 +31,21 @@ import {
     HOST,
 } from './helpers.mjs';
 import net from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
+
+// The sum of every thread's voluntary context switches (/proc/PID/task/N/status).
+function wakeUps(pid) {
+    let total = 0;
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+        try {
+            const status = readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
+            total += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)[1]);
+        } catch {
+            // the thread ended meanwhile
+        }
+    }
+    return total;
+}
 
 async function startFixture(args = []) {
     return startServer('fixture_server', args);
@@ -246,6 +261,22 @@ describe('server: limits and timeouts', () => {
             assert.equal(ws.readyState, 1, 'the ws client that answers pings stays open');
             await wsEcho(ws, 'still alive');
             await closeWs(ws);
+        }));
+
+    it('idle clients cost no wake-ups: with 200 open connections and no deadline near, the server sleeps', () =>
+        withFixture([], async (fx) => {
+            const clients = await mapLimit(Array.from({ length: 200 }), 50, () => openWs(fx.url));
+            await Promise.all(clients.slice(0, 5).map((ws, i) => wsEcho(ws, `awake ${i}`)));
+            // Every thread's voluntary context switches: each is one return from a sleep. The
+            // default idle ping is 30 s away, so nothing is due in this window; a loop that
+            // visited its clients on a periodic tick would wake 20 times a second.
+            const before = wakeUps(fx.child.pid);
+            const window = 1000;
+            await new Promise((resolve) => setTimeout(resolve, window));  // a measuring window, not a wait
+            const woke = wakeUps(fx.child.pid) - before;
+            assert.ok(woke <= 4, `the server woke ${woke} times in ${window} ms with every client idle`);
+            await Promise.all(clients.slice(0, 5).map((ws, i) => wsEcho(ws, `still served ${i}`)));
+            await mapLimit(clients, 50, (ws) => closeWs(ws));
         }));
 
     it('handshake timeout: half a request, a trickle and silence are all dropped by the deadline', { timeout: ms(30000) }, () =>

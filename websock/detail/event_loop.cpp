@@ -1,12 +1,16 @@
 // The event-loop engine: one epoll loop on the thread of serve_forever() accepts and runs
 // every client through the same ClientDriver the thread-per-client engine uses. Sockets and
-// the clients' eventfds are level-triggered; deadlines are checked on a 50 ms tick.
+// the clients' eventfds are level-triggered. Each client's next deadline (handshake, idle
+// ping, pong, close, linger) sits in a min-heap, so the loop sleeps until the earliest one
+// and an idle client costs nothing until its own deadline comes.
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <queue>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -22,6 +26,8 @@ using Clock = std::chrono::steady_clock;
 // (id << 1) and its eventfd (id << 1) | 1, with ids from 1.
 constexpr std::uint64_t kListenTag = 0;
 constexpr std::uint64_t kServerWakerTag = 1;
+// Housekeeping (a paused listener, held-back error counts, the shutdown) runs this often,
+// and only while there is some.
 constexpr auto kTick = std::chrono::milliseconds(50);
 constexpr int kAcceptsPerEvent = 64;  // then serve the clients already in: a flood cannot starve them
 
@@ -29,6 +35,16 @@ struct LoopClient {
     std::unique_ptr<ClientDriver> driver;
     std::uint32_t interest = 0;  // what the socket is registered for
     int socket_fd = -1;
+    Clock::time_point scheduled = Clock::time_point::max();  // its live entry in the timer heap
+};
+
+/// One entry of the timer heap. Entries are never removed early: an entry whose time is not
+/// its client's `scheduled` any more (the client moved its deadline earlier, or is gone) is
+/// skipped when it comes up.
+struct Timer {
+    Clock::time_point when;
+    std::uint64_t id;
+    bool operator>(const Timer& other) const noexcept { return when > other.when; }
 };
 
 class EventLoop {
@@ -49,11 +65,12 @@ public:
         bool stop_started = false;
         epoll_event events[256];
         for (;;) {
-            // Sleep without a tick only when nothing has a deadline: no clients, no paused
-            // listener, no held-back error count.
-            const bool idle = clients_.empty() && !stop_started && accept_paused_until_ == Clock::time_point{} &&
-                              !server_.report_limiter.pending();
-            const int timeout = idle ? -1 : poll_timeout_ms(next_tick);
+            // Sleep until the earliest client deadline, or the next housekeeping tick when
+            // there is housekeeping to do; with neither, until an event comes.
+            auto wake_at = timers_.empty() ? Clock::time_point::max() : timers_.top().when;
+            if (stop_started || accept_paused_until_ != Clock::time_point{} || server_.report_limiter.pending())
+                wake_at = std::min(wake_at, next_tick);
+            const int timeout = wake_at == Clock::time_point::max() ? -1 : poll_timeout_ms(wake_at);
             const int ready = wait(events, 256, timeout);
             if (ready < 0 && errno != EINTR) {
                 server_.report(nullptr, ErrorKind::Io, fmt::format("epoll_wait: {}", std::strerror(errno)));
@@ -79,11 +96,14 @@ public:
                 for (auto& [id, client] : clients_) guarded(id, [](ClientDriver& d) { d.abort(); });
                 flush_dirty();
             }
-            if (now >= next_tick || stop_started) {
+            if (stop_started) {  // bounded by shutdown_timeout: every client, every round
                 for (auto& [id, client] : clients_) guarded(id, [now](ClientDriver& d) { d.on_tick(now); });
-                flush_dirty();
+            } else {
+                fire_due_timers(now);
+            }
+            flush_dirty();
+            if (now >= next_tick) {
                 next_tick = now + kTick;
-                touch_all();
                 if (!stop_started) resume_accepting(now);
                 server_.report_suppressed();
             }
@@ -209,6 +229,7 @@ private:
         undo.done = true;
         add(socket_fd, EPOLLIN, id << 1);
         add(core.waker.fd(), EPOLLIN, (id << 1) | 1);
+        schedule(id, entry);  // the handshake deadline
     }
 
     /// Sends made on this thread marked their clients; write what they queued.
@@ -221,6 +242,39 @@ private:
                 guarded(core->id, [](ClientDriver& d) { d.on_output_ready(); });
             }
         }
+    }
+
+    /// on_tick for each client whose deadline has come; update_touched() then schedules
+    /// its next one.
+    void fire_due_timers(Clock::time_point now) {
+        while (!timers_.empty() && timers_.top().when <= now) {
+            const Timer timer = timers_.top();
+            timers_.pop();
+            auto it = clients_.find(timer.id);
+            if (it == clients_.end() || it->second.scheduled != timer.when) continue;  // stale
+            it->second.scheduled = Clock::time_point::max();
+            guarded(timer.id, [now](ClientDriver& d) { d.on_tick(now); });
+        }
+    }
+
+    /// Keep a heap entry at or before the client's deadline. A deadline that moved later
+    /// (activity pushed the idle ping back) keeps its earlier entry: on_tick then finds
+    /// nothing due and the client is scheduled anew, one early visit instead of a heap search.
+    void schedule(std::uint64_t id, LoopClient& entry) {
+        const auto deadline = entry.driver->deadline();
+        if (deadline >= entry.scheduled) return;
+        entry.scheduled = deadline;
+        timers_.push({deadline, id});
+        // Stale entries of clients long gone: rebuild before they outnumber the live ones.
+        if (timers_.size() > 4 * clients_.size() + 4096) rebuild_timers();
+    }
+
+    void rebuild_timers() {
+        std::vector<Timer> live;
+        live.reserve(clients_.size());
+        for (const auto& [id, entry] : clients_)
+            if (entry.scheduled != Clock::time_point::max()) live.push_back({entry.scheduled, id});
+        timers_ = decltype(timers_)(std::greater<>(), std::move(live));
     }
 
     void touch_all() {
@@ -246,6 +300,7 @@ private:
                 clients_.erase(it);
                 continue;
             }
+            schedule(id, entry);
             std::uint32_t interest = 0;
             if (driver.wants_read()) interest |= EPOLLIN;
             if (driver.wants_write()) interest |= EPOLLOUT;
@@ -268,6 +323,7 @@ private:
     Clock::time_point last_events_{};  // when epoll_wait last returned events (busy_poll)
     Clock::time_point accept_paused_until_{};  // the listener is out of epoll until then
     std::vector<std::uint64_t> touched_;
+    std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
 };
 
 }  // namespace
