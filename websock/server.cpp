@@ -430,7 +430,8 @@ std::shared_ptr<Client> ServerCore::new_client(int socket) {
     client_core->peer = peer_address(socket);
     client_core->max_queue_bytes = options.max_outbound_queue_bytes;
     client_core->policy = options.queue_full_policy;
-    if (!client_core->waker.valid()) {
+    if (options.engine != Engine::EventLoop) client_core->waker = Waker();  // see ClientCore::waker
+    if (options.engine != Engine::EventLoop && !client_core->waker.valid()) {
         const int error = errno;
         send_all_before(socket, codec::make_handshake_error(503, "server out of resources"), std::chrono::steady_clock::now());
         report(nullptr, ErrorKind::Limit, fmt::format("eventfd: {}; connection refused with 503", std::strerror(error)));

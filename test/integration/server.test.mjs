@@ -263,6 +263,19 @@ describe('server: limits and timeouts', () => {
             await closeWs(ws);
         }));
 
+    it('descriptors per connection: one on the event loop (no eventfd per client), at most two per client thread', () =>
+        withFixture([], async (fx) => {
+            const descriptors = () => readdirSync(`/proc/${fx.child.pid}/fd`).length;
+            const before = descriptors();
+            const clients = await mapLimit(Array.from({ length: 100 }), 50, () => openWs(fx.url));
+            await Promise.all(clients.map((ws, i) => wsEcho(ws, `client ${i}`)));
+            const each = (descriptors() - before) / clients.length;
+            const limit = process.env.WEBSOCK_ENGINE === 'event' ? 1 : 2;
+            assert.ok(each >= 1 && each <= limit, `${each} descriptors per connection (at most ${limit})`);
+            await mapLimit(clients, 50, (ws) => closeWs(ws));
+            await waitFor(() => descriptors() === before, { what: 'the descriptors to return to the baseline' });
+        }));
+
     it('idle clients cost no wake-ups: with 200 open connections and no deadline near, the server sleeps', () =>
         withFixture([], async (fx) => {
             const clients = await mapLimit(Array.from({ length: 200 }), 50, () => openWs(fx.url));

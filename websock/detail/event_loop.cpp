@@ -22,10 +22,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// epoll data: 0 is the listening socket, 1 the server's waker; a client's socket is
-// (id << 1) and its eventfd (id << 1) | 1, with ids from 1.
-constexpr std::uint64_t kListenTag = 0;
-constexpr std::uint64_t kServerWakerTag = 1;
+// epoll data: a client's socket carries its id (ids start at 1 and grow), the listening socket
+// and the server's waker the two tags below, out of the ids' way. A client has no
+// descriptor of its own besides its socket: other threads wake it through the server's
+// waker and the `woken` list (ServerCore::wake_on_loop).
+constexpr std::uint64_t kListenTag = ~std::uint64_t{0};
+constexpr std::uint64_t kServerWakerTag = ~std::uint64_t{0} - 1;
 // Housekeeping (a paused listener, held-back error counts, the shutdown) runs this often,
 // and only while there is some.
 constexpr auto kTick = std::chrono::milliseconds(50);
@@ -157,17 +159,28 @@ private:
     void dispatch(const epoll_event& event) {
         const std::uint64_t tag = event.data.u64;
         if (tag == kListenTag) return accept_all();
-        if (tag == kServerWakerTag) {
-            server_.waker.drain();
-            return;
-        }
-        const std::uint64_t id = tag >> 1;
-        if (tag & 1) return guarded(id, [](ClientDriver& d) { d.on_wake(); });
+        if (tag == kServerWakerTag) return take_woken();
+        const std::uint64_t id = tag;
         const std::uint32_t what = event.events;
         guarded(id, [what](ClientDriver& d) {
             if (what & (EPOLLIN | EPOLLHUP | EPOLLERR)) d.on_readable();
             if ((what & EPOLLOUT) && !d.finished()) d.on_writable();
         });
+    }
+
+    /// Clients woken from other threads: a send, a close request, an HTTP answer.
+    void take_woken() {
+        server_.waker.drain();  // first: a wake-up after this line fires the waker again
+        std::vector<std::uint64_t> ids;
+        {
+            std::lock_guard lock(server_.woken_mutex);
+            ids.swap(server_.woken);
+        }
+        if (server_.wake_everyone.exchange(false)) {
+            ids.clear();
+            for (const auto& [id, client] : clients_) ids.push_back(id);
+        }
+        for (const auto id : ids) guarded(id, [](ClientDriver& d) { d.on_wake(); });
     }
 
     void accept_all() {
@@ -227,8 +240,7 @@ private:
         entry.interest = EPOLLIN;
         core.loop_dirty = &dirty_;
         undo.done = true;
-        add(socket_fd, EPOLLIN, id << 1);
-        add(core.waker.fd(), EPOLLIN, (id << 1) | 1);
+        add(socket_fd, EPOLLIN, id);
         schedule(id, entry);  // the handshake deadline
     }
 
@@ -288,10 +300,7 @@ private:
             if (it == clients_.end()) continue;
             LoopClient& entry = it->second;
             ClientDriver& driver = *entry.driver;
-            if (driver.finished()) {
-                // The socket is closed (and so gone from epoll); the eventfd lives on with the
-                // Client handle, so take it out explicitly.
-                ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, driver.core().waker.fd(), nullptr);
+            if (driver.finished()) {  // its socket is closed, and so gone from epoll
                 driver.core().loop_dirty = nullptr;
                 {
                     std::lock_guard lock(server_.mutex);
@@ -307,7 +316,7 @@ private:
             if (interest != entry.interest) {
                 epoll_event event{};
                 event.events = interest;
-                event.data.u64 = id << 1;
+                event.data.u64 = id;
                 ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, entry.socket_fd, &event);
                 entry.interest = interest;
             }

@@ -35,7 +35,10 @@ struct ClientCore {
     std::string encode_scratch;  // (guarded)
     std::any user_data;
     std::thread::id owner;  // the client thread: sends from it need no wake-up
-    Waker waker;            // wakes the client thread's poll()
+    // Thread-per-client engine: wakes the client thread's poll(). The event loop gives its
+    // clients none: they are woken through the server's waker (ServerCore::wake_on_loop),
+    // so that a connection costs one descriptor.
+    Waker waker{Waker::NoDescriptor{}};
 
     std::size_t max_queue_bytes = 0;
     QueueFullPolicy policy = QueueFullPolicy::Close;
@@ -61,9 +64,8 @@ struct ClientCore {
     std::vector<ClientCore*>* loop_dirty = nullptr;
     bool dirty_marked = false;
 
-    void wake() noexcept {
-        if (!wake_pending.exchange(true, std::memory_order_acq_rel)) waker.wake();
-    }
+    /// Make the owner look at the queue and requests (from any thread).
+    void wake() noexcept;
     /// After queueing: make sure the owner will write it. The owner thread itself flushes
     /// after its callbacks return (thread engine) or after the batch (event loop).
     void notify_sent() noexcept {
@@ -106,7 +108,26 @@ struct ServerCore {
     TlsContext tls_context;  // set by listen() when options.tls has a certificate
     std::shared_ptr<void> signal_scope;  // SIGINT/SIGTERM handlers, from listen() to the end of serve_forever()
     std::atomic<std::uint16_t> port{0};
-    Waker waker;  // wakes the accept loop: stop, a finished thread to join, a signal
+    Waker waker;  // wakes the accept loop or event loop: stop, a finished thread, a signal, woken clients
+
+    // Event-loop engine: the ids of clients woken from other threads, taken by the loop
+    // when `waker` fires. A client that can no longer be listed (no memory) sets
+    // `wake_everyone` instead, and the loop looks at every client.
+    std::mutex woken_mutex;
+    std::vector<std::uint64_t> woken;  // (guarded by woken_mutex)
+    std::atomic<bool> wake_everyone{false};
+    void wake_on_loop(std::uint64_t client_id) noexcept {
+        bool first = false;
+        try {
+            std::lock_guard lock(woken_mutex);
+            first = woken.empty();
+            woken.push_back(client_id);
+        } catch (...) {
+            wake_everyone.store(true);
+            first = true;
+        }
+        if (first) waker.wake();
+    }
     std::atomic<bool> stopping{false};
     std::atomic<bool> serving{false};
     std::atomic<std::uint64_t> next_id{1};
@@ -180,5 +201,11 @@ struct ServerCore {
     void session_finished(std::uint64_t id);
     void reap_finished();
 };
+
+inline void ClientCore::wake() noexcept {
+    if (wake_pending.exchange(true, std::memory_order_acq_rel)) return;  // already on its way
+    if (waker.valid()) waker.wake();
+    else server->wake_on_loop(id);
+}
 
 }  // namespace websock::detail

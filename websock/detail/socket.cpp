@@ -27,11 +27,13 @@ void Fd::reset(int fd) noexcept {
 Waker::Waker() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
 void Waker::wake() const noexcept {
+    if (!fd_.valid()) return;
     const std::uint64_t one = 1;
     [[maybe_unused]] const auto written = ::write(fd_.get(), &one, sizeof one);
 }
 
 void Waker::drain() const noexcept {
+    if (!fd_.valid()) return;
     std::uint64_t value;
     [[maybe_unused]] const auto got = ::read(fd_.get(), &value, sizeof value);
 }

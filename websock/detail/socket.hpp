@@ -39,6 +39,9 @@ private:
 class Waker {
 public:
     Waker();
+    struct NoDescriptor {};
+    /// No eventfd: wake() and drain() do nothing (see ClientCore::wake()).
+    explicit Waker(NoDescriptor) noexcept {}
     bool valid() const noexcept { return fd_.valid(); }
     int fd() const noexcept { return fd_.get(); }
     void wake() const noexcept;  ///< async-signal-safe
