@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "websock/codec/deflate.hpp"
+#include "websock/export.hpp"
 #include "websock/http.hpp"
 #include "websock/options.hpp"
 #include "websock/types.hpp"
@@ -63,9 +64,11 @@ enum class ReceiveStatus : std::uint8_t {
     Closed,   ///< nothing is left and the connection has ended (or never opened): none will come
 };
 
+/// What receive_for() and receive_until() return: a message, or why there is none.
 struct ReceiveResult {
-    ReceiveStatus status = ReceiveStatus::Timeout;
+    ReceiveStatus status = ReceiveStatus::Timeout;  ///< see ReceiveStatus
     Message message;  ///< the message when status is Message; empty otherwise
+    /// status is Message.
     bool has_message() const noexcept { return status == ReceiveStatus::Message; }
 };
 
@@ -80,13 +83,13 @@ enum class CloseInitiator : std::uint8_t {
                ///< within pong_timeout); the code is Abnormal (1006)
 };
 
-std::string_view to_string(CloseInitiator initiator) noexcept;  ///< "local", "remote", "abnormal"
+WEBSOCK_API std::string_view to_string(CloseInitiator initiator) noexcept;  ///< "local", "remote", "abnormal"
 
 /// How a connection ended, as close_status() reports it.
 struct CloseStatus {
     CloseCode code = CloseCode::Abnormal;  ///< what on_close got
     std::string reason;                    ///< what on_close got
-    CloseInitiator initiator = CloseInitiator::Abnormal;
+    CloseInitiator initiator = CloseInitiator::Abnormal;  ///< who sent the first close frame
 };
 
 /// Every setting of a WebSocketClient, each with its default and the reason for it.
@@ -138,14 +141,17 @@ struct ClientOptions {
                                        ///< for the close handshake and the server's TCP close
 };
 
-class WebSocketClient {
+/// One WebSocket connection to a server (see the top of client.hpp for threads and what
+/// Queued promises, and ClientOptions for every setting).
+class WEBSOCK_API WebSocketClient {
 public:
-    using OpenHandler = std::function<void()>;
-    using MessageHandler = std::function<void(std::string_view data, MessageType type)>;
-    using ErrorHandler = std::function<void(const Error& error)>;
-    using CloseHandler = std::function<void(CloseCode code, std::string_view reason)>;
-    using ControlHandler = std::function<void(std::string_view payload)>;
+    using OpenHandler = std::function<void()>;  ///< see on_open()
+    using MessageHandler = std::function<void(std::string_view data, MessageType type)>;  ///< see on_message()
+    using ErrorHandler = std::function<void(const Error& error)>;  ///< see on_error()
+    using CloseHandler = std::function<void(CloseCode code, std::string_view reason)>;  ///< see on_close()
+    using ControlHandler = std::function<void(std::string_view payload)>;  ///< see on_ping(), on_pong()
 
+    /// A client with these settings, not connected yet (see connect()).
     explicit WebSocketClient(ClientOptions options = {});
     /// Closes the connection if it is open (1000), waits for the I/O thread to finish the
     /// close handshake (at most about close_timeout, plus any callback still running) and
@@ -157,10 +163,10 @@ public:
     // Callbacks; every one is optional. Each returns *this so they chain.
     WebSocketClient& on_open(OpenHandler handler);        ///< first thing the I/O thread does
     WebSocketClient& on_message(MessageHandler handler);  ///< whole messages; none set: receive() gets them
-    WebSocketClient& on_error(ErrorHandler handler);
+    WebSocketClient& on_error(ErrorHandler handler);      ///< connect() failures, protocol errors, queue overflows
     WebSocketClient& on_close(CloseHandler handler);      ///< exactly once per successful connect()
     WebSocketClient& on_ping(ControlHandler handler);     ///< after the pong has been queued
-    WebSocketClient& on_pong(ControlHandler handler);
+    WebSocketClient& on_pong(ControlHandler handler);     ///< a pong from the server
 
     /// Open `ws://host[:port][/path][?query]` (host: a name, an IPv4 literal or [IPv6]).
     /// Blocks until the server's 101 response has been validated, or until it fails:
@@ -173,8 +179,8 @@ public:
     /// file); Closed: a close frame has been decided on or the connection has ended, and it
     /// will never be written; Dropped: the queue is full under QueueFullPolicy::Drop.
     SendResult send(std::string_view text);  ///< a text message (must be valid UTF-8)
-    SendResult send_binary(std::string_view bytes);
-    SendResult send(std::string_view data, MessageType type);
+    SendResult send_binary(std::string_view bytes);  ///< a binary message
+    SendResult send(std::string_view data, MessageType type);  ///< either kind
     SendResult ping(std::string_view payload = {});  ///< at most 125 bytes (else Dropped)
     /// Start the close handshake, after everything sent before. Queued, or Closed when the
     /// connection is already closing or closed; a code that may not be sent (1005, 1006,
@@ -187,7 +193,7 @@ public:
     /// Messages left when the connection ends can still be taken (until the next connect()).
     /// Inside a callback they do not wait: Timeout when nothing is there yet.
     ReceiveResult receive_for(Milliseconds timeout);
-    ReceiveResult receive_until(std::chrono::steady_clock::time_point deadline);
+    ReceiveResult receive_until(std::chrono::steady_clock::time_point deadline);  ///< as receive_for(), until a deadline
     /// The same, without saying why there is no message: nullopt for Timeout and Closed.
     std::optional<Message> receive(Milliseconds timeout);
     /// No timeout: nullopt only once the connection has ended with no message left.
@@ -195,7 +201,7 @@ public:
     /// Wait until the connection has ended and on_close has run; true if it has (also when
     /// never connected). Inside a callback it does not wait (and says false).
     bool wait_closed(Milliseconds timeout);
-    void wait_closed();
+    void wait_closed();  ///< as wait_closed(Milliseconds), without a timeout
 
     /// True from a successful connect() until the connection ends (just before on_close).
     bool is_open() const noexcept;
@@ -209,7 +215,7 @@ public:
     /// on_close got them) and who started the closing; nullopt before that.
     std::optional<CloseStatus> close_status() const;
 
-    const ClientOptions& options() const noexcept;
+    const ClientOptions& options() const noexcept;  ///< as constructed
 
 private:
     std::unique_ptr<detail::ClientConnectionCore> core_;

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "websock/export.hpp"
 #include "websock/extension.hpp"
 #include "websock/codec/frame.hpp"
 #include "websock/codec/utf8.hpp"
@@ -20,27 +21,34 @@
 
 namespace websock {
 
+/// The settings of a Connection.
 struct ConnectionOptions {
-    codec::Role role = codec::Role::Server;
+    codec::Role role = codec::Role::Server;    ///< which side we are (who masks, section 5.1)
     std::size_t max_frame_bytes = 16u << 20;    ///< one frame's payload; 1009 past it
     std::size_t max_message_bytes = 16u << 20;  ///< a reassembled message; 1009 past it
     bool auto_pong = true;                      ///< answer pings (section 5.5.2)
 };
 
 /// Receives what the peer sent. Called from inside Connection::feed().
-class ConnectionHandler {
+class WEBSOCK_API ConnectionHandler {
 public:
     virtual ~ConnectionHandler() = default;
     /// A whole message. `data` is valid only during the call.
     virtual void on_message(std::string_view data, MessageType type) = 0;
+    /// A ping arrived (answered already when ConnectionOptions::auto_pong).
     virtual void on_ping(std::string_view /*payload*/) {}
+    /// A pong arrived.
     virtual void on_pong(std::string_view /*payload*/) {}
     /// The peer's close frame arrived (already validated, and answered if we had not closed).
     virtual void on_peer_close(CloseCode /*code*/, std::string_view /*reason*/) {}
 };
 
-class Connection {
+/// The protocol of one WebSocket connection, sans I/O: bytes in (feed()), messages out to a
+/// ConnectionHandler, frames to send in output(). It enforces RFC 6455 (fragmentation,
+/// control frames, UTF-8, the close handshake) and fails the connection on a violation.
+class WEBSOCK_API Connection {
 public:
+    /// Where the close handshake is.
     enum class State : std::uint8_t {
         Open,     ///< messages flow both ways
         Closing,  ///< we sent a close frame and wait for the peer's
@@ -48,21 +56,24 @@ public:
                   ///< write what output() holds, then close TCP (the server closes first, 7.1.1)
     };
 
+    /// An open connection with these settings.
     explicit Connection(ConnectionOptions options);
 
     /// Process received bytes (unmasked in place, so they must be writable). Stops early
     /// once the connection is Closed; returns the number of bytes consumed.
     std::size_t feed(std::uint8_t* data, std::size_t size, ConnectionHandler& handler);
+    /// The same, for bytes held in a string (modified in place).
     std::size_t feed(std::string& data, ConnectionHandler& handler) {
         return feed(reinterpret_cast<std::uint8_t*>(data.data()), data.size(), handler);
     }
 
     // --- sending: each appends whole frames to output(); refused (false) once closing ---
+    /// Send one message in one frame.
     bool send_message(std::string_view data, MessageType type);
     /// Send one message as fragments of at most `fragment_size` bytes each.
     bool send_fragmented(std::string_view data, MessageType type, std::size_t fragment_size);
-    bool send_ping(std::string_view payload = {});
-    bool send_pong(std::string_view payload = {});
+    bool send_ping(std::string_view payload = {});  ///< a ping (at most 125 bytes of payload)
+    bool send_pong(std::string_view payload = {});  ///< a pong (at most 125 bytes of payload)
     /// Start the close handshake (section 7.1.2); a second call does nothing.
     void close(CloseCode code = CloseCode::Normal, std::string_view reason = {});
     /// Fail the connection (section 7.1.7): send a close with `code` unless one was sent,
@@ -72,16 +83,16 @@ public:
     /// Bytes to write to the peer. The caller erases what it wrote (or clears it).
     std::string& output() noexcept { return output_; }
 
-    State state() const noexcept { return state_; }
-    bool close_sent() const noexcept { return close_sent_; }
-    bool close_received() const noexcept { return close_received_; }
+    State state() const noexcept { return state_; }                 ///< see State
+    bool close_sent() const noexcept { return close_sent_; }          ///< our close frame is in output() (or written)
+    bool close_received() const noexcept { return close_received_; }  ///< the peer's close frame arrived
     /// The code of the close handshake: the peer's when it closed first, ours when we did
     /// (even if its reply carried another code) or when we failed the connection.
     CloseCode close_code() const noexcept { return close_code_; }
-    const std::string& close_reason() const noexcept { return close_reason_; }
+    const std::string& close_reason() const noexcept { return close_reason_; }  ///< the reason that goes with close_code()
     /// True when we failed the connection because the peer broke a rule.
     bool failed() const noexcept { return failed_; }
-    const ConnectionOptions& options() const noexcept { return options_; }
+    const ConnectionOptions& options() const noexcept { return options_; }  ///< as constructed
     /// RSV bits an extension negotiated (so the decoder lets them through).
     void set_allowed_rsv(std::uint8_t rsv) noexcept { decoder_.set_allowed_rsv(rsv); }
     /// An extension was negotiated (one per connection): its RSV bits mark a transformed
@@ -89,12 +100,15 @@ public:
     /// max_message_bytes) and send_message()/send_fragmented() encode through `outgoing`.
     /// Either may be null (a direction the program handles itself).
     void set_extension(std::unique_ptr<Extension> incoming, std::unique_ptr<Extension> outgoing);
+    /// set_extension() gave it an extension.
     bool has_extension() const noexcept { return incoming_ != nullptr || outgoing_ != nullptr; }
 
     // FrameDecoder handler interface (public for the decoder template; not for users).
+    /// @cond WEBSOCK_INTERNAL
     bool on_frame_header(const codec::FrameHeader& header);
     bool on_frame_payload(std::uint8_t* data, std::size_t size);
     bool on_frame_end(const codec::FrameHeader& header);
+    /// @endcond
 
 private:
     void append_frame(codec::Opcode opcode, bool fin, std::string_view payload, std::uint8_t rsv = 0);

@@ -12,9 +12,11 @@
 
 #include "websock/codec/deflate.hpp"
 #include "websock/codec/extension.hpp"
+#include "websock/export.hpp"
 
 namespace websock {
 
+/// What Extension::decode() made of a piece.
 enum class ExtensionStatus : std::uint8_t {
     Ok,       ///< the piece was decoded (more may follow)
     TooBig,   ///< the message would decode past the limit: the connection closes with 1009
@@ -23,9 +25,10 @@ enum class ExtensionStatus : std::uint8_t {
 
 /// One direction of one negotiated extension on one connection. Used by a single thread at a
 /// time (the connection's), in message order.
-class Extension {
+class WEBSOCK_API Extension {
 public:
     virtual ~Extension() = default;
+    /// The extension's token, e.g. "permessage-deflate" (for logs and errors).
     virtual std::string_view name() const noexcept = 0;
     /// The RSV bits a transformed message carries on its first frame.
     virtual std::uint8_t rsv_bits() const noexcept = 0;
@@ -46,9 +49,10 @@ struct NegotiatedExtension {
 };
 
 /// Negotiates an extension on the server side of the opening handshake.
-class ExtensionFactory {
+class WEBSOCK_API ExtensionFactory {
 public:
     virtual ~ExtensionFactory() = default;
+    /// The extension's token, as it appears in Sec-WebSocket-Extensions.
     virtual std::string_view name() const noexcept = 0;
     /// The client's offers, every extension's, in header order (RFC 6455 section 9.1).
     /// Return nothing to leave this extension out of the connection.
@@ -56,10 +60,10 @@ public:
 };
 
 /// permessage-deflate (RFC 7692) as an extension factory (ServerOptions::deflate uses it).
-std::shared_ptr<ExtensionFactory> permessage_deflate(codec::DeflateOptions options);
+WEBSOCK_API std::shared_ptr<ExtensionFactory> permessage_deflate(codec::DeflateOptions options);
 
 /// One direction of permessage-deflate for an agreement reached by hand (the client side).
-std::unique_ptr<Extension> make_permessage_deflate(codec::Role role, const codec::DeflateAgreement& agreement,
-                                                   const codec::DeflateOptions& options);
+WEBSOCK_API std::unique_ptr<Extension> make_permessage_deflate(codec::Role role, const codec::DeflateAgreement& agreement,
+                                                               const codec::DeflateOptions& options);
 
 }  // namespace websock

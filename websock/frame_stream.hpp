@@ -19,6 +19,7 @@
 
 #include "websock/codec/frame.hpp"
 #include "websock/connection.hpp"
+#include "websock/export.hpp"
 #include "websock/http.hpp"
 #include "websock/types.hpp"
 
@@ -26,20 +27,22 @@ namespace websock {
 
 /// One frame as it travelled, payload unmasked.
 struct Frame {
-    codec::Opcode opcode = codec::Opcode::Text;
-    bool fin = true;
-    std::uint8_t rsv = 0;
-    std::string payload;
+    codec::Opcode opcode = codec::Opcode::Text;  ///< as on the wire (Continuation for a later fragment)
+    bool fin = true;                             ///< the last frame of its message
+    std::uint8_t rsv = 0;                        ///< the RSV bits (codec::kRsv1 ...)
+    std::string payload;                         ///< unmasked
 };
 
-class FrameStream {
+/// WebSocket on a socket you already hold, frame by frame or message by message; blocking,
+/// one thread at a time (see the top of frame_stream.hpp).
+class WEBSOCK_API FrameStream {
 public:
     /// Take ownership of a connected socket that already speaks WebSocket (after your own
     /// upgrade, or one end of a socketpair). The role decides who masks (section 5.1).
     FrameStream(int fd, codec::Role role, ConnectionOptions options = {});
     ~FrameStream();  ///< closes the socket
-    FrameStream(FrameStream&&) noexcept;
-    FrameStream& operator=(FrameStream&&) noexcept;
+    FrameStream(FrameStream&&) noexcept;             ///< takes over the socket
+    FrameStream& operator=(FrameStream&&) noexcept;  ///< closes its own socket, takes over the other's
 
     /// Server side of the opening handshake on a socket you accepted: read the request
     /// (within `timeout`), check it (RFC 6455 section 4.2.1), answer 101 or the right error.
@@ -57,8 +60,11 @@ public:
     std::optional<Frame> read_frame(std::chrono::milliseconds timeout);
 
     // ---- messages ----
+    /// Send one message in one frame. False once closing, or when the write failed (error()).
     bool send(std::string_view data, MessageType type = MessageType::Text);
+    /// Send one message as fragments of at most `fragment_size` bytes; false as send().
     bool send_fragmented(std::string_view data, MessageType type, std::size_t fragment_size);
+    /// Send a ping (at most 125 bytes); false as send().
     bool ping(std::string_view payload = {});
     /// The next whole message; pings are answered on the way. Nothing on timeout, on close
     /// (see close_code()), or on a protocol error (the close frame has been sent).
@@ -67,11 +73,12 @@ public:
     void close(CloseCode code = CloseCode::Normal, std::string_view reason = {},
                std::chrono::milliseconds timeout = std::chrono::milliseconds(2000));
 
+    /// The close handshake is over, the connection failed, or the peer closed TCP.
     bool is_closed() const noexcept;
-    CloseCode close_code() const noexcept;
-    const std::string& close_reason() const noexcept;
-    const std::string& error() const noexcept { return error_; }
-    int fd() const noexcept { return fd_; }
+    CloseCode close_code() const noexcept;             ///< see Connection::close_code()
+    const std::string& close_reason() const noexcept;  ///< see Connection::close_reason()
+    const std::string& error() const noexcept { return error_; }  ///< why the last call failed
+    int fd() const noexcept { return fd_; }  ///< the socket (still owned by the stream)
 
 private:
     bool write_all(std::string_view bytes);

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "websock/export.hpp"
 #include "websock/http.hpp"
 
 namespace websock {
@@ -23,17 +24,19 @@ struct HandshakeRequest {
 /// The hook's answer: accept (optionally choosing a subprotocol and adding headers to the
 /// 101), or reject with an HTTP status and body.
 struct HandshakeDecision {
-    bool accept = true;
+    bool accept = true;             ///< false: answer `status` with `body` instead of 101
     int status = 403;               ///< when rejecting
     std::string body;               ///< when rejecting: a short text for the client
     std::string subprotocol;        ///< when accepting: one of the offered ones, or empty for none
     HttpHeaders headers;            ///< extra headers, on the 101 or on the rejection
 
+    /// Accept, with this subprotocol (empty: none).
     static HandshakeDecision accepted(std::string subprotocol = {}) {
         HandshakeDecision decision;
         decision.subprotocol = std::move(subprotocol);
         return decision;
     }
+    /// Reject with this HTTP status (401, 403, ...) and body.
     static HandshakeDecision rejected(int status, std::string body) {
         HandshakeDecision decision;
         decision.accept = false;
@@ -51,25 +54,25 @@ struct HandshakePolicy {
     /// allows all. A request without Origin (not a browser) is allowed unless
     /// `require_origin`. Others get 403: the defence against cross-site WebSocket hijacking.
     std::vector<std::string> allowed_origins;
-    bool require_origin = false;
+    bool require_origin = false;  ///< refuse (403) a request without Origin
     /// Subprotocols we speak, in our order of preference: the first that the client also
     /// offered is chosen. Empty: none is chosen. A client offering only unknown ones is still
     /// accepted without a subprotocol (RFC 6455 section 4.2.2) unless `require_subprotocol`.
     std::vector<std::string> subprotocols;
-    bool require_subprotocol = false;
+    bool require_subprotocol = false;  ///< refuse (400) a client that offers none of `subprotocols`
     /// HTTP Basic authentication (RFC 7617): when `basic_auth_user` is set, a request without
     /// the right credentials gets 401 with WWW-Authenticate. Compared in constant time.
     /// Basic sends the password in the clear: use it over wss:// only.
     std::string basic_auth_user;
-    std::string basic_auth_password;
-    std::string basic_auth_realm = "websock";
+    std::string basic_auth_password;          ///< the password that goes with basic_auth_user
+    std::string basic_auth_realm = "websock";  ///< the realm of the 401's WWW-Authenticate
 };
 
 /// Apply the ready-made rules; returns a rejection, or an acceptance with the chosen
 /// subprotocol (then the user's hook, if any, has the last word).
-HandshakeDecision apply_policy(const HandshakePolicy& policy, const HandshakeRequest& request);
+WEBSOCK_API HandshakeDecision apply_policy(const HandshakePolicy& policy, const HandshakeRequest& request);
 
 /// Constant-time comparison of two strings (the time depends only on the lengths).
-bool constant_time_equals(std::string_view a, std::string_view b) noexcept;
+WEBSOCK_API bool constant_time_equals(std::string_view a, std::string_view b) noexcept;
 
 }  // namespace websock

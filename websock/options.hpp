@@ -31,16 +31,17 @@ enum class Engine : std::uint8_t {
                       ///< not block, since every client waits while one runs
 };
 
-using Milliseconds = std::chrono::milliseconds;
-using Microseconds = std::chrono::microseconds;
+using Milliseconds = std::chrono::milliseconds;  ///< the unit of most timeouts in the options
+using Microseconds = std::chrono::microseconds;  ///< the unit of ServerOptions::busy_poll
 
 /// wss://: TLS 1.2 and 1.3 with OpenSSL. Off unless a certificate is given.
 struct TlsOptions {
     std::string certificate_file;  ///< PEM, the certificate chain (leaf first)
     std::string private_key_file;  ///< PEM, the key of the leaf certificate
-    bool enabled() const noexcept { return !certificate_file.empty(); }
+    bool enabled() const noexcept { return !certificate_file.empty(); }  ///< a certificate was given: wss://
 };
 
+/// Every setting of a WebSocketServer, each with its default and the reason for it.
 struct ServerOptions {
     Engine engine = Engine::ThreadPerClient;  ///< see Engine
 
@@ -79,7 +80,7 @@ struct ServerOptions {
     // --- outbound ---
     std::size_t max_outbound_queue_bytes = 64u << 20;  ///< bytes waiting for one slow client;
                                                         ///< above a 16 MiB message plus slack
-    QueueFullPolicy queue_full_policy = QueueFullPolicy::Close;
+    QueueFullPolicy queue_full_policy = QueueFullPolicy::Close;  ///< past it: close with 1008, or drop
 
     // --- clients ---
     std::size_t max_clients = 10000;  ///< open WebSocket clients; more get 503 (one thread each)

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "websock/codec/frame.hpp"
+#include "websock/export.hpp"
 #include "websock/handshake_policy.hpp"
 #include "websock/http.hpp"
 #include "websock/options.hpp"
@@ -36,7 +37,7 @@ struct ServerCore;
 /// keep a `std::shared_ptr<Client>` (from `shared_from_this()` or `clients()`) to use it
 /// later from another thread. Every method is thread-safe; after the connection closes,
 /// sends return `SendResult::Closed` and the object stays valid while referenced.
-class Client : public std::enable_shared_from_this<Client> {
+class WEBSOCK_API Client : public std::enable_shared_from_this<Client> {
 public:
     ~Client();
     Client(const Client&) = delete;
@@ -45,7 +46,8 @@ public:
     std::uint64_t id() const noexcept;                  ///< unique within the server, from 1
     const std::string& peer_address() const noexcept;   ///< "127.0.0.1:50412", "[::1]:50412" or "unix"
     const HttpRequest& request() const noexcept;        ///< the upgrade request (path, headers)
-    std::string_view path() const noexcept { return request().path; }
+    std::string_view path() const noexcept { return request().path; }  ///< the upgrade request's path
+    /// A header of the upgrade request (case-insensitive name).
     std::optional<std::string_view> header(std::string_view name) const noexcept { return request().header(name); }
     /// The subprotocol chosen at the handshake, empty for none.
     const std::string& subprotocol() const noexcept;
@@ -54,15 +56,18 @@ public:
     /// on_connection_open and read it from the client's callbacks, or guard it yourself.
     std::any& user_data() noexcept;
 
+    /// Queued (it will be written, in order), Closed (the client is closing or gone), or
+    /// Dropped (the outbound queue is full under QueueFullPolicy::Drop).
     SendResult send(std::string_view text);  ///< a text message (must be valid UTF-8)
-    SendResult send_binary(std::string_view bytes);
-    SendResult send(std::string_view data, MessageType type);
+    SendResult send_binary(std::string_view bytes);  ///< a binary message; results as send()
+    SendResult send(std::string_view data, MessageType type);  ///< either kind; results as send()
     /// Queue a frame that is already encoded (see `encode_message`), so a broadcast encodes once.
     SendResult send_encoded(std::string_view frame_bytes);
     SendResult ping(std::string_view payload = {});  ///< at most 125 bytes
     /// Start the close handshake. Takes effect on the client's thread (after the running
     /// callback returns, if called from one). Calling it twice is harmless.
     void close(CloseCode code = CloseCode::Normal, std::string_view reason = {});
+    /// True from the upgrade until the connection closes (before on_connection_close).
     bool is_open() const noexcept;
     /// Bytes waiting in the outbound queue.
     std::size_t queued_bytes() const noexcept;
@@ -70,7 +75,7 @@ public:
 private:
     friend struct detail::ClientCore;
     friend struct detail::ServerCore;
-    explicit Client(std::unique_ptr<detail::ClientCore> core);
+    WEBSOCK_LOCAL explicit Client(std::unique_ptr<detail::ClientCore> core);
     SendResult send_compressed(std::string_view data, codec::Opcode opcode);
     std::unique_ptr<detail::ClientCore> core_;
 };
@@ -78,7 +83,7 @@ private:
 /// Answers one plain HTTP request later, from any thread: a long poll, or a request that
 /// waits on another service. Handed to `on_http_request_async`. While a request waits, its
 /// connection reads nothing more (pipelined requests keep their order).
-class HttpResponder {
+class WEBSOCK_API HttpResponder {
 public:
     ~HttpResponder();
     HttpResponder(const HttpResponder&) = delete;
@@ -90,7 +95,7 @@ public:
     bool respond(HttpResponse response);
     /// True once the request needs no answer any more: answered, timed out, or disconnected.
     bool answered() const noexcept;
-    const std::string& peer_address() const noexcept;
+    const std::string& peer_address() const noexcept;  ///< who sent the request, as HttpRequest::peer_address
 
 private:
     friend struct detail::ClientCore;
@@ -100,16 +105,18 @@ private:
 };
 
 /// Encode a whole message as one unmasked server frame, for `send_encoded`.
-std::string encode_message(std::string_view data, MessageType type);
+WEBSOCK_API std::string encode_message(std::string_view data, MessageType type);
 
-class WebSocketServer {
+/// The WebSocket server: listens, upgrades, and calls the registered callbacks for each
+/// client (see the top of server.hpp for threads, and ServerOptions for every setting).
+class WEBSOCK_API WebSocketServer {
 public:
-    using OpenHandler = std::function<void(Client&)>;
-    using DataHandler = std::function<void(Client&, std::string_view data, MessageType type)>;
+    using OpenHandler = std::function<void(Client&)>;  ///< see on_connection_open()
+    using DataHandler = std::function<void(Client&, std::string_view data, MessageType type)>;  ///< see on_data_receive()
     using ErrorHandler = std::function<void(Client* client, const Error& error)>;  ///< client is null for server-level errors
-    using CloseHandler = std::function<void(Client&, CloseCode code, std::string_view reason)>;
-    using ControlHandler = std::function<void(Client&, std::string_view payload)>;
-    using DestructHandler = std::function<void()>;
+    using CloseHandler = std::function<void(Client&, CloseCode code, std::string_view reason)>;  ///< see on_connection_close()
+    using ControlHandler = std::function<void(Client&, std::string_view payload)>;  ///< see on_ping(), on_pong()
+    using DestructHandler = std::function<void()>;  ///< see on_server_destruct()
     /// Answers a plain (non-upgrade) HTTP request on the same port.
     using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
     /// Answers a plain HTTP request through the responder, now or later, from any thread.
@@ -118,19 +125,20 @@ public:
     /// it is handed back starts from the policy's (its chosen subprotocol included).
     using HandshakeHandler = std::function<HandshakeDecision(const HandshakeRequest&, HandshakeDecision policy_decision)>;
 
+    /// A server with these settings; it does nothing until listen() or serve_forever().
     explicit WebSocketServer(ServerOptions options = {});
     ~WebSocketServer();  ///< stops the server and waits for it, if it is still running
     WebSocketServer(const WebSocketServer&) = delete;
     WebSocketServer& operator=(const WebSocketServer&) = delete;
 
     // Callbacks; every one is optional. Each returns *this so they chain.
-    WebSocketServer& on_connection_open(OpenHandler handler);
+    WebSocketServer& on_connection_open(OpenHandler handler);  ///< once the 101 is queued, before any message
     WebSocketServer& on_data_receive(DataHandler handler);  ///< whole messages, text or binary
-    WebSocketServer& on_error(ErrorHandler handler);
+    WebSocketServer& on_error(ErrorHandler handler);  ///< failures of a client or of the server (rate-limited)
     WebSocketServer& on_connection_close(CloseHandler handler);  ///< exactly once per open
-    WebSocketServer& on_server_destruct(DestructHandler handler);
+    WebSocketServer& on_server_destruct(DestructHandler handler);  ///< once, as serve_forever() ends
     WebSocketServer& on_ping(ControlHandler handler);  ///< after the pong has been queued
-    WebSocketServer& on_pong(ControlHandler handler);
+    WebSocketServer& on_pong(ControlHandler handler);  ///< a pong from the client
     WebSocketServer& on_http_request(HttpHandler handler);  ///< none set: 426 Upgrade Required
     /// Like on_http_request, but the answer may come later (see HttpResponder). When both are
     /// set, this one is used.
@@ -152,12 +160,12 @@ public:
     std::uint16_t port() const noexcept;
     /// A snapshot of the open clients.
     std::vector<std::shared_ptr<Client>> clients() const;
-    std::size_t client_count() const noexcept;
+    std::size_t client_count() const noexcept;  ///< the open clients, now
     /// Send to every open client, optionally leaving one out. The frame is encoded once.
     /// Returns how many clients accepted it into their queue.
     std::size_t send_all(std::string_view data, MessageType type = MessageType::Text, const Client* except = nullptr);
 
-    const ServerOptions& options() const noexcept;
+    const ServerOptions& options() const noexcept;  ///< as constructed
 
 private:
     friend struct detail::ServerCore;  // ServerCore::of(): the internal test seams

@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "websock/export.hpp"
+
 namespace websock {
 
 /// The two kinds of data message (RFC 6455 section 5.6).
@@ -53,16 +55,17 @@ enum class ErrorKind : std::uint8_t {
 
 /// A whole message, as receive() and read_message() hand it over.
 struct Message {
-    MessageType type = MessageType::Text;
-    std::string data;
+    MessageType type = MessageType::Text;  ///< text (valid UTF-8) or binary
+    std::string data;                      ///< the whole payload
 };
 
+/// What went wrong, as on_error reports it.
 struct Error {
-    ErrorKind kind;
-    std::string message;
+    ErrorKind kind;       ///< the class of failure, for a program to act on
+    std::string message;  ///< for a human (a log line)
 };
 
-std::string_view to_string(ErrorKind kind) noexcept;
-std::string_view to_string(CloseCode code) noexcept;
+WEBSOCK_API std::string_view to_string(ErrorKind kind) noexcept;  ///< the kind's name, for logs
+WEBSOCK_API std::string_view to_string(CloseCode code) noexcept;  ///< RFC 6455's name for it ("normal closure")
 
 }  // namespace websock

@@ -8,3 +8,4 @@
 #include "websock/options.hpp"
 #include "websock/server.hpp"
 #include "websock/types.hpp"
+#include "websock/version.hpp"

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "websock/export.hpp"
 #include "websock/http.hpp"
 
 namespace websock::codec {
@@ -27,26 +28,26 @@ struct WebSocketUrl {
     bool default_port = true; ///< the port is the scheme's default (so Host carries no port)
     std::string target = "/"; ///< path and query as sent in the request line; "/" when empty
     std::string user;         ///< from user:password@ in the URL, percent-decoded; empty if absent
-    std::string password;
-    bool has_userinfo = false;
+    std::string password;     ///< from user:password@ in the URL, percent-decoded; empty if absent
+    bool has_userinfo = false; ///< the URL had a user:password@ part (even an empty one)
 };
 
 /// Parse `ws://host[:port][/path][?query]` (or wss://). The scheme is case-insensitive; a
 /// fragment is refused (section 3: "fragment identifiers ... MUST NOT be used"), so are
 /// spaces, control and non-ASCII bytes (percent-encode them). On failure returns nullopt and
 /// sets `error`.
-std::optional<WebSocketUrl> parse_websocket_url(std::string_view url, std::string& error);
+WEBSOCK_API std::optional<WebSocketUrl> parse_websocket_url(std::string_view url, std::string& error);
 
 // ---- the request --------------------------------------------------------------------------
 
 /// A fresh Sec-WebSocket-Key: 16 bytes from OpenSSL's RAND_bytes, base64 (section 4.1, item 7).
 /// Throws std::runtime_error if the random generator fails.
-std::string make_websocket_key();
+WEBSOCK_API std::string make_websocket_key();
 
 /// What goes into the upgrade request beyond the fixed headers.
 struct UpgradeRequest {
     std::string host;          ///< as in WebSocketUrl (IPv6 without brackets)
-    std::uint16_t port = 80;
+    std::uint16_t port = 80;   ///< as in WebSocketUrl
     bool default_port = true;  ///< omit the port from Host
     std::string target = "/";  ///< path and query
     std::string origin;                      ///< Origin header; empty: not sent
@@ -61,40 +62,46 @@ struct UpgradeRequest {
 /// itself owns (Host, Upgrade, Connection, Sec-WebSocket-Key/-Version/-Protocol/-Extensions)
 /// among the extra headers, a subprotocol that is not a token or is offered twice (section
 /// 4.1, item 10), a ':' in a Basic user name (RFC 7617), or a target not starting with '/'.
-std::string validate_upgrade_request(const UpgradeRequest& request);
+WEBSOCK_API std::string validate_upgrade_request(const UpgradeRequest& request);
 
 /// The GET upgrade request (section 4.1) for `key`. Host carries the port when it is not
 /// the default, IPv6 literals in brackets. Call validate_upgrade_request first.
-std::string make_upgrade_request(const UpgradeRequest& request, std::string_view key);
+WEBSOCK_API std::string make_upgrade_request(const UpgradeRequest& request, std::string_view key);
 
 /// "Basic " + base64(user ":" password), the Authorization value of RFC 7617.
-std::string basic_authorization(std::string_view user, std::string_view password);
+WEBSOCK_API std::string basic_authorization(std::string_view user, std::string_view password);
 
 // ---- the response -------------------------------------------------------------------------
 
 /// The status line and headers of an HTTP response.
 struct HttpResponseHead {
-    int status = 0;
+    int status = 0;      ///< the status code (101 for an accepted upgrade)
     std::string reason;  ///< the reason phrase as sent
-    int version_major = 1;
-    int version_minor = 1;
+    int version_major = 1;  ///< the first 1 of HTTP/1.1 in the status line
+    int version_minor = 1;  ///< the second 1 of HTTP/1.1 in the status line
     HttpHeaders headers;  ///< in arrival order, names as sent
 
+    /// The first header with this name (case-insensitive); see find_header().
     std::optional<std::string_view> header(std::string_view name) const noexcept { return find_header(headers, name); }
+    /// Every header with this name, joined with ", "; see join_header().
     std::string header_joined(std::string_view name) const { return join_header(headers, name); }
+    /// How many headers have this name; see count_header().
     std::size_t header_count(std::string_view name) const noexcept { return count_header(headers, name); }
 };
 
 /// Incremental HTTP/1.x response parser that stops right after the header block: whatever
 /// follows (the server's first frames, or an error page's body) is left unconsumed for the
 /// caller. Feed bytes until it says Complete or Error.
-class HttpResponseParser {
+class WEBSOCK_API HttpResponseParser {
 public:
+    /// The parser's limit.
     struct Options {
         std::size_t max_header_bytes = 8 * 1024;  ///< status line + headers; an error past it
     };
+    /// Where the parse is: NeedMore (feed more bytes), Complete (response() is whole), Error (see error()).
     enum class Status { NeedMore, Complete, Error };
 
+    /// A parser with these limits.
     explicit HttpResponseParser(Options options);
     HttpResponseParser() : HttpResponseParser(Options{}) {}
     ~HttpResponseParser();
@@ -105,6 +112,7 @@ public:
     /// Once Complete or Error, further feeds return the same status and consume nothing.
     Status feed(const char* data, std::size_t size, std::size_t& consumed);
 
+    /// The status the last feed() returned (NeedMore before any).
     Status status() const noexcept { return status_; }
     /// The response so far (whole once Complete).
     const HttpResponseHead& response() const noexcept { return response_; }
@@ -123,7 +131,7 @@ private:
 
 /// The outcome of checking the server's answer to our upgrade request.
 struct UpgradeResponseCheck {
-    bool ok = false;
+    bool ok = false;           ///< the server accepted the upgrade as offered
     int status = 0;            ///< the response's status code (101 when ok)
     std::string error;         ///< when !ok: why, for a human ("the server answered 403 Forbidden ...")
     std::string subprotocol;   ///< when ok: the subprotocol the server chose, empty for none
@@ -143,6 +151,6 @@ struct UpgradeOffer {
 /// Upgrade names websocket, Connection has the token Upgrade, Sec-WebSocket-Accept is
 /// base64(SHA-1(key + GUID)), every extension was offered, the subprotocol (at most one)
 /// was offered.
-UpgradeResponseCheck check_upgrade_response(const HttpResponseHead& response, const UpgradeOffer& offer);
+WEBSOCK_API UpgradeResponseCheck check_upgrade_response(const HttpResponseHead& response, const UpgradeOffer& offer);
 
 }  // namespace websock::codec

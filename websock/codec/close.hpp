@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "websock/export.hpp"
 #include "websock/types.hpp"
 
 namespace websock::codec {
@@ -21,23 +22,25 @@ constexpr bool is_valid_close_code(std::uint16_t code) noexcept {
     return false;
 }
 
+/// A parsed close frame payload: the status code and the UTF-8 reason.
 struct ClosePayload {
     CloseCode code = CloseCode::NoStatus;  ///< NoStatus when the payload was empty
-    std::string_view reason;
+    std::string_view reason;               ///< points into the parsed payload
 };
 
+/// Why a close payload is invalid, and the code to fail the connection with.
 struct ClosePayloadError {
     std::string_view reason;  ///< static text; the close code is always 1002 or 1007
-    CloseCode code;
+    CloseCode code;           ///< ProtocolError (1002) or InvalidPayload (1007, a reason that is not UTF-8)
 };
 
 /// Parse a received close payload. Empty is valid (no status); 1 byte is a protocol error;
 /// the code must be valid per section 7.4; the reason must be UTF-8 (1007 if not).
 /// Returns true on success, otherwise fills `error`.
-bool parse_close_payload(std::string_view payload, ClosePayload& out, ClosePayloadError& error) noexcept;
+WEBSOCK_API bool parse_close_payload(std::string_view payload, ClosePayload& out, ClosePayloadError& error) noexcept;
 
 /// The payload of a close frame: the code in network byte order, then the reason cut to
 /// fit the 125-byte control-frame limit (on a UTF-8 boundary).
-std::string make_close_payload(CloseCode code, std::string_view reason);
+WEBSOCK_API std::string make_close_payload(CloseCode code, std::string_view reason);
 
 }  // namespace websock::codec

@@ -48,6 +48,7 @@
 
 #include "websock/codec/extension.hpp"
 #include "websock/codec/frame.hpp"
+#include "websock/export.hpp"
 
 namespace websock::codec {
 
@@ -55,7 +56,7 @@ namespace websock::codec {
 inline constexpr std::string_view kPermessageDeflate = "permessage-deflate";
 /// The range of the *_max_window_bits parameters (RFC 7692 section 7.1.2).
 inline constexpr int kMinWindowBits = 8;
-inline constexpr int kMaxWindowBits = 15;
+inline constexpr int kMaxWindowBits = 15;  ///< see kMinWindowBits
 
 /// What this endpoint wants and accepts. Role matters: "server_*" always means the server's
 /// compressor (and the client's decompressor), "client_*" the client's compressor.
@@ -99,8 +100,8 @@ struct DeflateOptions {
 
 /// The negotiated parameters, the same on both ends once the handshake is over.
 struct DeflateAgreement {
-    bool server_no_context_takeover = false;
-    bool client_no_context_takeover = false;
+    bool server_no_context_takeover = false;  ///< the server resets its compressor after each message
+    bool client_no_context_takeover = false;  ///< the client resets its compressor after each message
     int server_max_window_bits = kMaxWindowBits;  ///< the server compresses within this window
     int client_max_window_bits = kMaxWindowBits;  ///< the client compresses within this window
     /// The element of the server's response: built by negotiate_server (to send), or as
@@ -128,24 +129,25 @@ struct DeflateAgreement {
 /// configuration we will not support (client_max_window_bits not offered while ours is under
 /// 15) is declined, and the next offer is tried. None acceptable (or !options.enabled):
 /// nullopt — answer without the extension.
-std::optional<DeflateAgreement> negotiate_server(const std::vector<ExtensionOffer>& offers,
-                                                 const DeflateOptions& options);
+WEBSOCK_API std::optional<DeflateAgreement> negotiate_server(const std::vector<ExtensionOffer>& offers,
+                                                             const DeflateOptions& options);
 
 /// Why one offer would be declined (empty: acceptable), for logs and tests.
-std::string_view check_offer(const ExtensionOffer& offer, const DeflateOptions& options);
+WEBSOCK_API std::string_view check_offer(const ExtensionOffer& offer, const DeflateOptions& options);
 
 // ---- client side --------------------------------------------------------------------------
 
 /// The offer for the request's Sec-WebSocket-Extensions (empty when !options.enabled), e.g.
 /// "permessage-deflate; client_max_window_bits". client_max_window_bits is always offered
 /// (without a value at 15), so a server that wants to bound our window can.
-std::string make_client_offer(const DeflateOptions& options);
+WEBSOCK_API std::string make_client_offer(const DeflateOptions& options);
 
 /// The outcome of checking the server's response.
 struct DeflateClientResult {
     std::optional<DeflateAgreement> agreement;  ///< set when the server accepted the offer
     std::string_view error;                     ///< static text; non-empty: fail the connection
 
+    /// No error: the response was acceptable (agreement says whether deflate is on).
     bool ok() const noexcept { return error.empty(); }
 };
 
@@ -157,10 +159,10 @@ struct DeflateClientResult {
 /// value or above what we offered, server_max_window_bits above what we asked for, and a
 /// request of ours (server_no_context_takeover, server_max_window_bits) that the response
 /// does not grant.
-DeflateClientResult accept_client_response(std::string_view response_value, const DeflateOptions& options);
+WEBSOCK_API DeflateClientResult accept_client_response(std::string_view response_value, const DeflateOptions& options);
 /// The same for one already-parsed element, which must be permessage-deflate (for a wiring
 /// that negotiates several extensions and splits the response itself).
-DeflateClientResult accept_client_response(const ExtensionOffer& element, const DeflateOptions& options);
+WEBSOCK_API DeflateClientResult accept_client_response(const ExtensionOffer& element, const DeflateOptions& options);
 
 // ---- per connection ------------------------------------------------------------------------
 
@@ -174,14 +176,14 @@ enum class InflateStatus : std::uint8_t {
 /// The compressor and decompressor of one connection, for one role and agreement.
 /// Not thread-safe; movable, not copyable. zlib state is allocated on first use and reused
 /// for every message after (no allocation per message once warm, other than growing `out`).
-class PerMessageDeflate {
+class WEBSOCK_API PerMessageDeflate {
 public:
     /// `options` supplies compression_level, mem_level and min_compress_bytes; the windows
     /// and context takeover come from `agreement`. Out-of-range levels are clamped.
     PerMessageDeflate(Role role, const DeflateAgreement& agreement, const DeflateOptions& options);
     ~PerMessageDeflate();
-    PerMessageDeflate(PerMessageDeflate&&) noexcept;
-    PerMessageDeflate& operator=(PerMessageDeflate&&) noexcept;
+    PerMessageDeflate(PerMessageDeflate&&) noexcept;             ///< takes over the zlib streams
+    PerMessageDeflate& operator=(PerMessageDeflate&&) noexcept;  ///< takes over the zlib streams
     PerMessageDeflate(const PerMessageDeflate&) = delete;
     PerMessageDeflate& operator=(const PerMessageDeflate&) = delete;
 
@@ -207,8 +209,8 @@ public:
 
     /// Bytes inflated so far for the message being received (0 between messages).
     std::size_t message_inflated_bytes() const noexcept { return message_out_; }
-    Role role() const noexcept { return role_; }
-    const DeflateAgreement& agreement() const noexcept { return agreement_; }
+    Role role() const noexcept { return role_; }  ///< our side, as constructed
+    const DeflateAgreement& agreement() const noexcept { return agreement_; }  ///< as constructed
 
 private:
     struct Zlib;  // the z_streams (heap, so that moving this object moves no z_stream)

@@ -44,9 +44,10 @@ namespace websock::codec {
 /// One parameter of an extension: `name` or `name=value`. A quoted value is stored unquoted
 /// (and unescaped); `value` is empty (nullopt) when the parameter had no "=".
 struct ExtensionParam {
-    std::string name;
-    std::optional<std::string> value;
+    std::string name;                  ///< the parameter's token
+    std::optional<std::string> value;  ///< after "=", unquoted; nullopt without "="
 
+    /// Same name and value (names compared exactly).
     friend bool operator==(const ExtensionParam&, const ExtensionParam&) = default;
 };
 
@@ -54,12 +55,13 @@ struct ExtensionParam {
 /// response. Parameters keep their order; duplicates are kept (each extension decides what
 /// a duplicate means: permessage-deflate declines the offer).
 struct ExtensionOffer {
-    std::string name;
-    std::vector<ExtensionParam> params;
+    std::string name;                    ///< the extension's token, e.g. permessage-deflate
+    std::vector<ExtensionParam> params;  ///< in header order
 
     /// The first parameter with this name (ASCII case-insensitive), or nullptr.
     const ExtensionParam* find(std::string_view param_name) const noexcept;
 
+    /// Same name and the same parameters in the same order.
     friend bool operator==(const ExtensionOffer&, const ExtensionOffer&) = default;
 };
 
@@ -69,6 +71,7 @@ struct ExtensionParseResult {
     std::string_view error;              ///< static text; empty on success
     std::size_t error_offset = 0;        ///< where in the value the error was found
 
+    /// The value parsed.
     bool ok() const noexcept { return error.empty(); }
 };
 

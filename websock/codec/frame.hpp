@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 
+#include "websock/export.hpp"
 #include "websock/types.hpp"
 
 namespace websock::codec {
@@ -41,25 +42,27 @@ enum class Opcode : std::uint8_t {
     Pong = 0xA,
 };
 
+/// Close, Ping and Pong (opcodes 0x8 and up): at most 125 bytes, never fragmented.
 constexpr bool is_control(Opcode op) noexcept { return (static_cast<std::uint8_t>(op) & 0x8) != 0; }
 
 /// RSV bits as they sit in the first byte.
 inline constexpr std::uint8_t kRsv1 = 0x40;
-inline constexpr std::uint8_t kRsv2 = 0x20;
-inline constexpr std::uint8_t kRsv3 = 0x10;
+inline constexpr std::uint8_t kRsv2 = 0x20;  ///< see kRsv1
+inline constexpr std::uint8_t kRsv3 = 0x10;  ///< see kRsv1
 
 /// Control frames carry at most 125 bytes of payload (RFC 6455 section 5.5).
 inline constexpr std::size_t kMaxControlPayload = 125;
 /// The largest frame header: 2 + 8 (64-bit length) + 4 (mask).
 inline constexpr std::size_t kMaxFrameHeader = 14;
 
+/// A decoded frame header (RFC 6455 section 5.2).
 struct FrameHeader {
-    bool fin = false;
+    bool fin = false;  ///< the last frame of its message
     std::uint8_t rsv = 0;  ///< the RSV bits, masked as kRsv1|kRsv2|kRsv3
-    Opcode opcode = Opcode::Continuation;
-    bool masked = false;
-    std::array<std::uint8_t, 4> mask{};
-    std::uint64_t payload_length = 0;
+    Opcode opcode = Opcode::Continuation;  ///< what the frame carries
+    bool masked = false;                   ///< the MASK bit (set on every client-to-server frame)
+    std::array<std::uint8_t, 4> mask{};    ///< the masking key when masked
+    std::uint64_t payload_length = 0;      ///< the payload's length in bytes
 };
 
 /// Which side of the connection we are: it decides which frames must be masked.
@@ -67,12 +70,12 @@ enum class Role : std::uint8_t { Server, Client };
 
 /// XOR `data` with `mask`, starting at byte `offset` of the mask cycle (RFC 6455 section 5.3).
 /// Word at a time; in place. Returns the mask offset for the next byte.
-std::size_t apply_mask(std::uint8_t* data, std::size_t length, const std::array<std::uint8_t, 4>& mask,
-                       std::size_t offset = 0) noexcept;
+WEBSOCK_API std::size_t apply_mask(std::uint8_t* data, std::size_t length, const std::array<std::uint8_t, 4>& mask,
+                                   std::size_t offset = 0) noexcept;
 
 /// A frame-level violation, with the close code the RFC asks for.
 struct FrameError {
-    CloseCode code;
+    CloseCode code;           ///< the code to close with (1002, or 1009 for a frame too large)
     std::string_view reason;  ///< a static string
 };
 
@@ -82,8 +85,9 @@ struct FrameError {
 /// bits not allowed by extensions, masking by role, control frame length and FIN, the 64-bit
 /// length's top bit, and `max_frame_payload`. Sequencing rules (continuation, interleaving)
 /// belong to the message layer (`websock::Connection`).
-class FrameDecoder {
+class WEBSOCK_API FrameDecoder {
 public:
+    /// What the decoder accepts.
     struct Options {
         Role role = Role::Server;       ///< a server requires masked frames, a client unmasked
         std::uint8_t allowed_rsv = 0;   ///< RSV bits an extension negotiated
@@ -96,6 +100,7 @@ public:
     ///   bool on_frame_end(const FrameHeader&);                  // false stops
     explicit FrameDecoder(Options options) noexcept : options_(options) {}
 
+    /// What one feed() did.
     struct Result {
         std::size_t consumed = 0;  ///< bytes of input used
         bool failed = false;       ///< a frame error occurred; see error()
@@ -106,10 +111,13 @@ public:
     template <class Handler>
     Result feed(std::uint8_t* data, std::size_t size, Handler& handler);
 
+    /// After a Result with `failed`: the violation and its close code.
     const FrameError& error() const noexcept { return error_; }
     /// True between frames (no partial header or payload pending).
     bool at_frame_boundary() const noexcept { return state_ == State::Header && header_fill_ == 0; }
+    /// Change Options::allowed_rsv (once an extension is negotiated).
     void set_allowed_rsv(std::uint8_t rsv) noexcept { options_.allowed_rsv = rsv; }
+    /// Change Options::max_frame_payload.
     void set_max_frame_payload(std::uint64_t max) noexcept { options_.max_frame_payload = max; }
 
 private:
@@ -137,12 +145,12 @@ private:
 /// Write a frame header into `out` (at least kMaxFrameHeader bytes), using the shortest
 /// length encoding (section 5.2). Returns the header size. If `mask` is given the header
 /// carries it; the caller masks the payload.
-std::size_t encode_frame_header(std::uint8_t* out, Opcode opcode, bool fin, std::uint64_t payload_length,
-                                const std::uint8_t* mask = nullptr, std::uint8_t rsv = 0) noexcept;
+WEBSOCK_API std::size_t encode_frame_header(std::uint8_t* out, Opcode opcode, bool fin, std::uint64_t payload_length,
+                                            const std::uint8_t* mask = nullptr, std::uint8_t rsv = 0) noexcept;
 
 /// Append a whole frame to `out`. With a mask the payload is masked as it is copied.
-void append_frame(std::string& out, Opcode opcode, bool fin, std::string_view payload,
-                  const std::uint8_t* mask = nullptr, std::uint8_t rsv = 0);
+WEBSOCK_API void append_frame(std::string& out, Opcode opcode, bool fin, std::string_view payload,
+                              const std::uint8_t* mask = nullptr, std::uint8_t rsv = 0);
 
 }  // namespace websock::codec
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "websock/export.hpp"
 #include "websock/http.hpp"
 
 namespace websock::codec {
@@ -17,22 +18,25 @@ namespace websock::codec {
 inline constexpr std::string_view kWebSocketGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)), with OpenSSL.
-std::string compute_accept_key(std::string_view key);
+WEBSOCK_API std::string compute_accept_key(std::string_view key);
 
 /// Does the key decode (base64) to exactly 16 bytes? (Section 4.1, item 7.)
-bool is_valid_websocket_key(std::string_view key);
+WEBSOCK_API bool is_valid_websocket_key(std::string_view key);
 
 /// Incremental HTTP/1.x request parser. Feed bytes until it says Complete or Error.
 /// For an upgrade request it stops right after the header block; bytes past it (frames a
 /// client sent early) are left unconsumed for the caller.
-class HttpRequestParser {
+class WEBSOCK_API HttpRequestParser {
 public:
+    /// The parser's limits.
     struct Options {
         std::size_t max_header_bytes = 8 * 1024;  ///< request line + headers; 431 past it
         std::size_t max_body_bytes = 1 << 20;      ///< Content-Length bodies; 413 past it
     };
+    /// Where the parse is: NeedMore (feed more bytes), Complete (request() is whole), Error (see error_status()).
     enum class Status { NeedMore, Complete, Error };
 
+    /// A parser with these limits.
     explicit HttpRequestParser(Options options);
     HttpRequestParser() : HttpRequestParser(Options{}) {}
     ~HttpRequestParser();
@@ -43,6 +47,7 @@ public:
     /// feeds return the same status and consume nothing.
     Status feed(const char* data, std::size_t size, std::size_t& consumed);
 
+    /// The status the last feed() returned (NeedMore before any).
     Status status() const noexcept { return status_; }
     /// True once any byte has been fed.
     bool started() const noexcept { return bytes_fed_ > 0; }
@@ -54,7 +59,7 @@ public:
     bool keep_alive() const noexcept { return keep_alive_; }
     /// After Error: the HTTP status to answer with (400, 413, 431) and a short reason.
     int error_status() const noexcept { return error_status_; }
-    std::string_view error_reason() const noexcept { return error_reason_; }
+    std::string_view error_reason() const noexcept { return error_reason_; }  ///< see error_status()
 
     struct Impl;  // http-parser callbacks live here
 
@@ -72,20 +77,20 @@ private:
 
 /// The outcome of checking an upgrade request.
 struct HandshakeCheck {
-    bool ok = false;
+    bool ok = false;          ///< a valid WebSocket upgrade request (RFC 6455 section 4.2.1)
     int status = 0;           ///< when !ok: 400, or 426 for an unsupported version
     std::string reason;       ///< when !ok: a short human-readable reason (sent as the body)
     std::string key;          ///< when ok: the client's Sec-WebSocket-Key
 };
 
 /// Validate a parsed upgrade request per section 4.2.1.
-HandshakeCheck check_upgrade_request(const HttpRequest& request);
+WEBSOCK_API HandshakeCheck check_upgrade_request(const HttpRequest& request);
 
 /// The 101 response (section 4.2.2) with optional extra header lines (each "Name: value").
-std::string make_upgrade_response(std::string_view key, const HttpHeaders& extra_headers = {});
+WEBSOCK_API std::string make_upgrade_response(std::string_view key, const HttpHeaders& extra_headers = {});
 
 /// A plain error response for a refused handshake: status, reason as text body, and
 /// `Sec-WebSocket-Version: 13` on 426 (section 4.4).
-std::string make_handshake_error(int status, std::string_view reason, const HttpHeaders& extra_headers = {});
+WEBSOCK_API std::string make_handshake_error(int status, std::string_view reason, const HttpHeaders& extra_headers = {});
 
 }  // namespace websock::codec

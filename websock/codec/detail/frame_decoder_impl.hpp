@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "websock/codec/frame.hpp"  // so that this header compiles alone too (it is installed)
+
 namespace websock::codec {
 
 template <class Handler>
