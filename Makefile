@@ -35,8 +35,10 @@ else
   $(error unknown BUILD=$(BUILD): release, debug, asan, tsan or fuzz)
 endif
 
-CXXFLAGS := $(CXXSTD) $(WARNINGS) $(OPTFLAGS) -fPIC
-LDFLAGS := $(filter -fsanitize=%,$(OPTFLAGS))
+# EXTRA_CXXFLAGS / EXTRA_LDFLAGS add flags (debian/rules passes Debian's hardening flags);
+# overriding CXXFLAGS or LDFLAGS on the command line would drop the ones every fragment adds.
+CXXFLAGS := $(CXXSTD) $(WARNINGS) $(OPTFLAGS) -fPIC $(EXTRA_CXXFLAGS)
+LDFLAGS := $(filter -fsanitize=%,$(OPTFLAGS)) $(EXTRA_LDFLAGS)
 
 # ---- the library ---------------------------------------------------------------------
 LIB_SRCS := $(wildcard websock/*.cpp websock/codec/*.cpp websock/detail/*.cpp)
@@ -68,8 +70,10 @@ $(OBJ_DIR)/%.o: %.cpp
 EXAMPLE_BINS :=
 include $(wildcard examples/*/example.mk)
 include $(wildcard hub/hub.mk)  # absent in the chat container's build context
+include websock/install.mk $(wildcard docs/docs.mk)  # make install/uninstall, make docs
 include $(wildcard test/*/tests.mk)
 include $(wildcard bench/bench.mk)
+include $(wildcard debian/deb.mk)  # make deb
 
 examples: $(EXAMPLE_BINS)
 

@@ -26,7 +26,7 @@ nlohmann-json3-dev libhiredis-dev prometheus-cpp-dev libinih-dev"
 # Everything `make test` runs on top of that (and `make bench`: WebSocket++ and Beast).
 TEST_PACKAGES="clang libclang-rt-dev doctest-dev openssl procps nodejs npm chromium
 redis-server python3-itsdangerous buildah podman debootstrap runc debhelper lintian
-libwebsocketpp-dev libboost-dev libboost-system-dev"
+libwebsocketpp-dev libboost-dev libboost-system-dev cmake doxygen"
 
 case "$SET" in
     build) PACKAGES=$BUILD_PACKAGES ;;
