@@ -7,8 +7,9 @@
 #                                   (make run, make install)
 #   scripts/install-deps.sh test    build's packages plus the test tools: clang and its
 #                                   sanitizer runtimes, Node.js and the npm test clients,
-#                                   Chromium, Redis, buildah/podman/debootstrap for the
-#                                   container tests, debhelper/lintian for make deb (make test)
+#                                   Chromium, Redis, buildah/podman/debootstrap and
+#                                   python3-yaml for the container tests, debhelper/lintian
+#                                   for make deb (make test)
 #
 # Without an argument: test (everything). The Makefile keeps one stamp per set
 # (build/.deps-build-stamp, build/.deps-test-stamp), so `make run` on a fresh machine installs
@@ -25,7 +26,7 @@ nlohmann-json3-dev libhiredis-dev prometheus-cpp-dev libinih-dev"
 
 # Everything `make test` runs on top of that (and `make bench`: WebSocket++ and Beast).
 TEST_PACKAGES="clang libclang-rt-dev doctest-dev openssl procps nodejs npm chromium
-redis-server python3-itsdangerous buildah podman debootstrap runc debhelper lintian
+redis-server python3-itsdangerous python3-yaml buildah podman debootstrap runc debhelper lintian
 libwebsocketpp-dev libboost-dev libboost-system-dev cmake doxygen"
 
 case "$SET" in

@@ -1,19 +1,26 @@
-# The chat room's container image (examples/chat/Dockerfile), built with buildah and run
-# with podman on the host network; the browser test runs against it and a `ws` client checks
-# that `podman stop` closes the room gracefully. See test/container/run.sh.
+# The container images, built with buildah and run with podman on the host network:
+#  - test-container-chat (run.sh): the chat room's image (examples/chat/Dockerfile); the
+#    browser test runs against it and a `ws` client checks that `podman stop` closes the
+#    room gracefully;
+#  - test-container-hub (hub.sh): websock-hub's image (hub/Containerfile) with Redis and two
+#    nodes, as hub/compose.yaml runs them: a publish to node A reaches node B's subscriber.
 #
-#   make test-container          needs root, buildah, podman, debootstrap, runc (make deps)
+#   make test-container          both; needs root, buildah, podman, debootstrap, runc (make deps)
 #
-# The first run makes the debian:bookworm-slim base image with debootstrap and builds the
-# image (about 5 minutes); later runs reuse both (about 30 seconds). Set
-# WEBSOCK_SKIP_CONTAINER=1 to skip it. Release build only, like test-e2e: the sanitizer
-# builds re-run test-quick. The image builds its own binary from the sources; it does not
-# use build/.
+# The first run makes the debian:bookworm-slim base image with debootstrap (about 3 minutes)
+# and builds the images (about 5 minutes each on 2 cores); later runs reuse the base image
+# and the cached layers (seconds, until websock/ or hub/ change). Set
+# WEBSOCK_SKIP_CONTAINER=1 to skip them. Release build only, like test-e2e: the sanitizer
+# builds re-run test-quick. The images build their own binaries from the sources; they do
+# not use build/.
 
 ifeq ($(BUILD),release)
-.PHONY: test-container
-test-container:
+.PHONY: test-container test-container-chat test-container-hub
+test-container-chat:
 	test/container/run.sh
+test-container-hub:
+	test/container/hub.sh
+test-container: test-container-chat test-container-hub
 
 test-quick: test-container
 endif
