@@ -13,6 +13,7 @@ namespace {
 websock::ServerOptions server_options(const HubOptions& options) {
     websock::ServerOptions server;
     server.engine = options.engine;
+    server.event_loops = options.event_loops;
     server.host = options.host;
     server.port = options.port;
     server.unix_socket_path = options.unix_socket_path;

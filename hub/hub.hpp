@@ -57,6 +57,9 @@ struct HubOptions {
     /// EventLoop: one epoll thread runs every connection, no context switch per delivery
     /// (fan-out speed). ThreadPerClient: one thread per connection.
     websock::Engine engine = websock::Engine::EventLoop;
+    /// EventLoop only: how many loops (threads); 0 = one per core. Deliveries to one
+    /// subscriber keep their order on any count.
+    std::size_t event_loops = 1;
     /// A subscriber this many bytes behind is closed with 1008 (slow subscriber). Above the
     /// largest message (max_http_body_bytes) so that one message never trips an idle reader.
     std::size_t max_subscriber_queue_bytes = 4u << 20;

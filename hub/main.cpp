@@ -3,7 +3,8 @@
 //
 //   websock-hub [--pwd PWD] [--usock PATH] [--host HOST] [--port PORT] [--reuse-addr 0|1]
 //               [--reuse-port 0|1] [--url-prefix PREFIX] [--redis redis://HOST:PORT]
-//               [--max-queue-bytes N] [--threads] [-i channelstream.ini] [channelstream flags]
+//               [--max-queue-bytes N] [--threads | --event-loops N] [-i channelstream.ini]
+//               [channelstream flags]
 //   websock-hub make-config      a commented example INI file on stdout
 //
 // Every flag can also come from the environment (HUB_PWD, HUB_USOCK, ...; a flag wins).
@@ -56,7 +57,9 @@ options (each also from the environment variable in brackets; a flag wins):
                           nodes serve one set of channels (HUB_REDIS)
   --max-queue-bytes N     a subscriber this many bytes behind is closed with 1008
                           (HUB_MAX_QUEUE_BYTES; default 4194304)
-  --threads               one thread per connection instead of one event loop (HUB_THREADS=1)
+  --threads               one thread per connection instead of event loops (HUB_THREADS=1)
+  --event-loops N         how many event loops, each on its own thread; 0: one per core
+                          (HUB_EVENT_LOOPS; default 1)
 )";
 
 std::optional<std::uint64_t> parse_number(std::string_view text) {
@@ -100,6 +103,12 @@ bool set_queue(hub::HubOptions& o, std::string_view v) {
     o.max_subscriber_queue_bytes = *bytes;
     return true;
 }
+bool set_event_loops(hub::HubOptions& o, std::string_view v) {
+    const auto loops = parse_number(v);
+    if (!loops || *loops > 1024) return false;
+    o.event_loops = *loops;
+    return true;
+}
 bool set_threads(hub::HubOptions& o, std::string_view v) {
     const auto on = parse_bool(v);
     if (on) o.engine = *on ? websock::Engine::ThreadPerClient : websock::Engine::EventLoop;
@@ -117,6 +126,7 @@ const Setting kSettings[] = {
     {"--redis", "HUB_REDIS", [](hub::HubOptions& o, std::string_view v) { o.redis_url = v; return true; }},
     {"--max-queue-bytes", "HUB_MAX_QUEUE_BYTES", set_queue},
     {"--threads", "HUB_THREADS", set_threads},  // a bare flag: "--threads" alone means on
+    {"--event-loops", "HUB_EVENT_LOOPS", set_event_loops},
 };
 
 // 0: go on; otherwise the exit code (0 after --help).

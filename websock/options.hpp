@@ -26,9 +26,10 @@ enum class QueueFullPolicy : std::uint8_t {
 enum class Engine : std::uint8_t {
     ThreadPerClient,  ///< the default: accept loop on the serve_forever() thread, one thread
                       ///< per client; callbacks may block without stalling other clients
-    EventLoop,        ///< one epoll loop on the serve_forever() thread runs every client: no
-                      ///< thread per client, no context switch per message; callbacks must
-                      ///< not block, since every client waits while one runs
+    EventLoop,        ///< epoll loops (ServerOptions::event_loops, default one, on the
+                      ///< serve_forever() thread) run every client: no thread per client, no
+                      ///< context switch per message; callbacks must not block, since every
+                      ///< client of that loop waits while one runs
 };
 
 using Milliseconds = std::chrono::milliseconds;  ///< the unit of most timeouts in the options
@@ -44,6 +45,11 @@ struct TlsOptions {
 /// Every setting of a WebSocketServer, each with its default and the reason for it.
 struct ServerOptions {
     Engine engine = Engine::ThreadPerClient;  ///< see Engine
+    /// EventLoop engine only: how many epoll loops, each on its own thread (the first on the
+    /// thread of serve_forever()); 0 = one per core. Loop 0 accepts and hands connections out
+    /// in turn; a connection stays on its loop, and its callbacks run there, so callbacks of
+    /// different connections may run at the same time. Sends are safe from any thread.
+    std::size_t event_loops = 1;
 
     // --- where to listen ---
     std::string host = "127.0.0.1";  ///< loopback by default: exposing a server is a decision

@@ -2,8 +2,8 @@
 // benchmarks use it.
 //
 //   websock-echo [--host 127.0.0.1] [--port 9001] [--max-message-bytes 16777216]
-//                [--engine threads|event] [--busy-poll-us N] [--tls-cert PEM --tls-key PEM]
-//                [--no-deflate] [--quiet]
+//                [--engine threads|event] [--event-loops N] [--busy-poll-us N]
+//                [--tls-cert PEM --tls-key PEM] [--no-deflate] [--quiet]
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -18,10 +18,11 @@ int main(int argc, char** argv) {
     options.handle_signals = true;  // SIGINT/SIGTERM: close everyone with 1001 and exit 0
     options.deflate.enabled = true;  // permessage-deflate for clients that offer it (--no-deflate: off)
     bool quiet = false;
-    // The engine: thread per client (the default) or one event loop; WEBSOCK_ENGINE=event
-    // sets the default so a whole test suite can run against either.
+    // The engine: thread per client (the default) or event loops; WEBSOCK_ENGINE=event (and
+    // WEBSOCK_EVENT_LOOPS=N) set the default so a whole test suite can run against either.
     if (const char* engine = std::getenv("WEBSOCK_ENGINE"); engine && std::string_view(engine) == "event")
         options.engine = websock::Engine::EventLoop;
+    if (const char* loops = std::getenv("WEBSOCK_EVENT_LOOPS")) options.event_loops = std::strtoull(loops, nullptr, 10);
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         const bool has_value = i + 1 < argc;
@@ -38,6 +39,8 @@ int main(int argc, char** argv) {
             options.deflate.enabled = false;
         } else if (arg == "--busy-poll-us" && has_value) {
             options.busy_poll = websock::Microseconds(std::strtoull(argv[++i], nullptr, 10));
+        } else if (arg == "--event-loops" && has_value) {
+            options.event_loops = std::strtoull(argv[++i], nullptr, 10);  // 0: one per core
         } else if (arg == "--quiet") {
             quiet = true;
         } else if (arg == "--engine" && has_value) {
@@ -49,7 +52,7 @@ int main(int argc, char** argv) {
                 return 2;
             }
         } else {
-            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--engine threads|event]\n       [--busy-poll-us N] [--tls-cert PEM --tls-key PEM] [--no-deflate] [--quiet]\n", argv[0]);
+            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--engine threads|event]\n       [--event-loops N] [--busy-poll-us N] [--tls-cert PEM --tls-key PEM] [--no-deflate] [--quiet]\n", argv[0]);
             return arg == "--help" ? 0 : 2;
         }
     }

@@ -4,6 +4,9 @@
 //   fixture_server [--host 127.0.0.1] [--port 0] [--max-clients N] [--max-queue-bytes N]
 //                  [--queue-policy close|drop] [--idle-ping-ms N] [--pong-timeout-ms N]
 //                  [--handshake-timeout-ms N] [--shutdown-timeout-ms N] [--close-timeout-ms N]
+//                  [--event-loops N]
+//
+// WEBSOCK_ENGINE=event picks the event-loop engine, WEBSOCK_EVENT_LOOPS=N its loop count.
 //
 // Prints `listening on HOST:PORT` once listening. SIGINT/SIGTERM stop it. When the server
 // has finished (on_server_destruct) it prints `destructed opens=<n> closes=<n> ...`.
@@ -20,6 +23,8 @@
 //   stop                    server.stop() from inside the callback
 //   count                   "count:<client_count()>"
 //   id                      "id:<client id>"
+//   thread                  "thread:<n>": which thread runs this client's callbacks (a
+//                           number per thread, from 1 in order of first use)
 //   ping:<payload>          client.ping(payload) (server-initiated ping)
 #include <atomic>
 #include <chrono>
@@ -55,6 +60,13 @@ std::string padding(std::uint64_t thread, std::uint64_t index, std::uint64_t siz
     return std::string(size, static_cast<char>('a' + (thread * 7 + index) % 26));
 }
 
+/// A small number for the calling thread, from 1 in order of first use.
+std::uint64_t thread_number() {
+    static std::atomic<std::uint64_t> next{1};
+    thread_local const std::uint64_t mine = next.fetch_add(1);
+    return mine;
+}
+
 struct Stats {
     std::atomic<std::uint64_t> opens{0};
     std::atomic<std::uint64_t> closes{0};
@@ -71,6 +83,7 @@ int main(int argc, char** argv) {
     // WEBSOCK_ENGINE=event runs the same tests against the event-loop engine.
     if (const char* engine = std::getenv("WEBSOCK_ENGINE"); engine && std::string_view(engine) == "event")
         options.engine = websock::Engine::EventLoop;
+    if (const char* loops = std::getenv("WEBSOCK_EVENT_LOOPS")) options.event_loops = parse_number(loops, 1);
     bool use_async_http = false;  // --async-http yes: plain HTTP answered through on_http_request_async
     bool use_hook = false;  // --hook yes: a user hook that refuses /deny* with 451 and tags the 101
     for (int i = 1; i < argc; ++i) {
@@ -92,6 +105,7 @@ int main(int argc, char** argv) {
         else if (arg == "--handshake-timeout-ms") options.handshake_timeout = websock::Milliseconds(number);
         else if (arg == "--shutdown-timeout-ms") options.shutdown_timeout = websock::Milliseconds(number);
         else if (arg == "--close-timeout-ms") options.close_timeout = websock::Milliseconds(number);
+        else if (arg == "--event-loops") options.event_loops = number;
         // handshake policy (each may repeat where it is a list)
         else if (arg == "--allowed-path") options.policy.allowed_paths.emplace_back(value);
         else if (arg == "--allowed-origin") options.policy.allowed_origins.emplace_back(value);
@@ -237,6 +251,8 @@ int main(int argc, char** argv) {
             client.send("count:" + std::to_string(server.client_count()));
         } else if (data == "id") {
             client.send("id:" + std::to_string(client.id()));
+        } else if (data == "thread") {
+            client.send("thread:" + std::to_string(thread_number()));
         } else if (starts_with(data, "ping:")) {
             client.ping(data.substr(5));
         } else {

@@ -1,5 +1,7 @@
-// The event-loop engine: one epoll loop on the thread of serve_forever() accepts and runs
-// every client through the same ClientDriver the thread-per-client engine uses. Sockets and
+// The event-loop engine: epoll loops (options.event_loops; the first on the thread of
+// serve_forever()) run every client through the same ClientDriver the thread-per-client
+// engine uses. Loop 0 accepts and hands each new connection to the loops in turn; a
+// connection then lives on its loop. Sockets and
 // the clients' eventfds are level-triggered. Each client's next deadline (handshake, idle
 // ping, pong, close, linger) sits in a min-heap, so the loop sleeps until the earliest one
 // and an idle client costs nothing until its own deadline comes.
@@ -22,12 +24,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// epoll data: a client's socket carries its id (ids start at 1 and grow), the listening socket
-// and the server's waker the two tags below, out of the ids' way. A client has no
-// descriptor of its own besides its socket: other threads wake it through the server's
-// waker and the `woken` list (ServerCore::wake_on_loop).
+// epoll data: a client's socket carries its id (ids start at 1 and grow); the listening
+// socket, the server's waker and the loop's inbox the tags below, out of the ids' way. A
+// client has no descriptor of its own besides its socket: other threads wake it through its
+// loop's inbox (LoopInbox).
 constexpr std::uint64_t kListenTag = ~std::uint64_t{0};
 constexpr std::uint64_t kServerWakerTag = ~std::uint64_t{0} - 1;
+constexpr std::uint64_t kInboxTag = ~std::uint64_t{0} - 2;
 // Housekeeping (a paused listener, held-back error counts, the shutdown) runs this often,
 // and only while there is some.
 constexpr auto kTick = std::chrono::milliseconds(50);
@@ -51,17 +54,27 @@ struct Timer {
 
 class EventLoop {
 public:
-    explicit EventLoop(ServerCore& server)
-        : server_(server), read_buffer_(std::max<std::size_t>(server.options.read_buffer_bytes, 4096)) {}
+    /// Loop 0 (`peers` not empty: every loop's inbox, its own first) accepts and hands
+    /// connections out; the others take theirs from `inbox`.
+    EventLoop(ServerCore& server, LoopInbox& inbox, std::vector<LoopInbox*> peers)
+        : server_(server),
+          inbox_(inbox),
+          peers_(std::move(peers)),
+          read_buffer_(std::max<std::size_t>(server.options.read_buffer_bytes, 4096)),
+          epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
+        if (!epoll_.valid())
+            server_.report(nullptr, ErrorKind::Io, fmt::format("epoll_create1: {}", std::strerror(errno)));
+    }
+    bool valid() const noexcept { return epoll_.valid() && inbox_.waker.valid(); }
+    void set_peers(std::vector<LoopInbox*> peers) { peers_ = std::move(peers); }
 
     void run() {
-        epoll_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
-        if (!epoll_.valid()) {
-            server_.report(nullptr, ErrorKind::Io, fmt::format("epoll_create1: {}", std::strerror(errno)));
-            return;
+        const bool accepting = !peers_.empty();
+        if (accepting) {
+            add(server_.listen_fd.get(), EPOLLIN, kListenTag);
+            add(server_.waker.fd(), EPOLLIN, kServerWakerTag);
         }
-        add(server_.listen_fd.get(), EPOLLIN, kListenTag);
-        add(server_.waker.fd(), EPOLLIN, kServerWakerTag);
+        add(inbox_.waker.fd(), EPOLLIN, kInboxTag);
         auto next_tick = Clock::now() + kTick;
         Clock::time_point stop_deadline{};
         bool stop_started = false;
@@ -76,6 +89,9 @@ public:
             const int ready = wait(events, 256, timeout);
             if (ready < 0 && errno != EINTR) {
                 server_.report(nullptr, ErrorKind::Io, fmt::format("epoll_wait: {}", std::strerror(errno)));
+                server_.stopping.store(true);  // the other loops end too: serve_forever() returns
+                server_.waker.wake();
+                for (auto* peer : peers_) peer->waker.wake();
                 break;
             }
             for (int i = 0; i < ready; ++i) dispatch(events[i]);
@@ -87,10 +103,14 @@ public:
                 // period the rest are cut.
                 stop_started = true;
                 stop_deadline = now + server_.options.shutdown_timeout;
-                if (accept_paused_until_ == Clock::time_point{})
-                    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, server_.listen_fd.get(), nullptr);
-                server_.listen_fd.reset();
-                if (!server_.options.unix_socket_path.empty()) ::unlink(server_.options.unix_socket_path.c_str());
+                if (accepting) {
+                    if (accept_paused_until_ == Clock::time_point{})
+                        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, server_.listen_fd.get(), nullptr);
+                    server_.listen_fd.reset();
+                    if (!server_.options.unix_socket_path.empty()) ::unlink(server_.options.unix_socket_path.c_str());
+                    // stop() and the signal handlers wake only the server's waker
+                    for (std::size_t i = 1; i < peers_.size(); ++i) peers_[i]->waker.wake();
+                }
                 for (auto& [id, client] : clients_) guarded(id, [](ClientDriver& d) { d.on_server_stop(); });
                 flush_dirty();
             }
@@ -159,7 +179,8 @@ private:
     void dispatch(const epoll_event& event) {
         const std::uint64_t tag = event.data.u64;
         if (tag == kListenTag) return accept_all();
-        if (tag == kServerWakerTag) return take_woken();
+        if (tag == kServerWakerTag) return server_.waker.drain();  // the loop checks `stopping` after each batch
+        if (tag == kInboxTag) return take_inbox();
         const std::uint64_t id = tag;
         const std::uint32_t what = event.events;
         guarded(id, [what](ClientDriver& d) {
@@ -168,19 +189,38 @@ private:
         });
     }
 
-    /// Clients woken from other threads: a send, a close request, an HTTP answer.
-    void take_woken() {
-        server_.waker.drain();  // first: a wake-up after this line fires the waker again
+    /// New connections from loop 0, and clients woken from other threads (a send, a close
+    /// request, an HTTP answer).
+    void take_inbox() {
+        inbox_.waker.drain();  // first: a wake-up after this line fires the waker again
         std::vector<std::uint64_t> ids;
+        std::vector<Fd> sockets;
         {
-            std::lock_guard lock(server_.woken_mutex);
-            ids.swap(server_.woken);
+            std::lock_guard lock(inbox_.mutex);
+            ids.swap(inbox_.woken);
+            sockets.swap(inbox_.sockets);
         }
-        if (server_.wake_everyone.exchange(false)) {
+        for (auto& socket : sockets) adopt_guarded(std::move(socket));
+        if (inbox_.wake_everyone.exchange(false)) {
             ids.clear();
             for (const auto& [id, client] : clients_) ids.push_back(id);
         }
         for (const auto id : ids) guarded(id, [](ClientDriver& d) { d.on_wake(); });
+    }
+
+    void adopt_guarded(Fd socket) noexcept {
+        try {
+            adopt(std::move(socket));
+        } catch (const std::exception& e) {  // out of memory: this connection only
+            server_.report(nullptr, ErrorKind::Limit, fmt::format("cannot take a connection: {}", e.what()));
+        }
+    }
+
+    /// The loops take new connections in turn, loop 0 included.
+    void hand_out(Fd socket) {
+        LoopInbox* target = peers_[next_peer_];
+        next_peer_ = (next_peer_ + 1) % peers_.size();
+        if (target == &inbox_ || !target->hand_socket(socket)) return adopt_guarded(std::move(socket));
     }
 
     void accept_all() {
@@ -196,11 +236,7 @@ private:
                 return;
             }
             if (status != ServerCore::AcceptStatus::Accepted) return;
-            try {
-                adopt(std::move(socket));
-            } catch (const std::exception& e) {  // out of memory: this connection only
-                server_.report(nullptr, ErrorKind::Limit, fmt::format("cannot take a connection: {}", e.what()));
-            }
+            hand_out(std::move(socket));
         }
     }
 
@@ -218,6 +254,7 @@ private:
         const auto id = client->id();
         ClientCore& core = ServerCore::core(*client);
         core.owner = std::this_thread::get_id();
+        core.loop = &inbox_;
         const int socket_fd = socket.get();
         struct Undo {  // an allocation below failed: leave no half-registered client behind
             EventLoop& loop;
@@ -325,7 +362,10 @@ private:
     }
 
     ServerCore& server_;
-    ReadBuffer read_buffer_;  // shared: no driver keeps bytes in it between events
+    LoopInbox& inbox_;
+    std::vector<LoopInbox*> peers_;  // loop 0 only: every loop's inbox, in hand-out order
+    std::size_t next_peer_ = 0;
+    ReadBuffer read_buffer_;  // shared by this loop's clients: no driver keeps bytes in it between events
     Fd epoll_;
     std::unordered_map<std::uint64_t, LoopClient> clients_;
     std::vector<ClientCore*> dirty_;
@@ -338,8 +378,42 @@ private:
 }  // namespace
 
 void ServerCore::run_event_loop() {
-    EventLoop loop(*this);
-    loop.run();
+    const std::size_t wanted = options.event_loops != 0 ? options.event_loops
+                                                         : std::max(1u, std::thread::hardware_concurrency());
+    while (loop_inboxes.size() < wanted) loop_inboxes.push_back(std::make_unique<LoopInbox>());
+    // Every loop is made before any runs, so loop 0 hands connections only to loops that
+    // could start; one that cannot (no descriptor, no thread) is reported and left out.
+    std::vector<std::unique_ptr<EventLoop>> loops;
+    for (std::size_t i = 0; i < wanted; ++i) {
+        auto loop = std::make_unique<EventLoop>(*this, *loop_inboxes[i], std::vector<LoopInbox*>{});
+        if (!loop->valid()) {
+            if (i == 0) return;  // reported; serve_forever() returns
+            report(nullptr, ErrorKind::Limit, fmt::format("event loop {} cannot start; running {}", i, i));
+            break;
+        }
+        loops.push_back(std::move(loop));
+    }
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < loops.size(); ++i) {
+        try {
+            threads.emplace_back([loop = loops[i].get()] { loop->run(); });
+        } catch (const std::system_error& e) {
+            report(nullptr, ErrorKind::Limit, fmt::format("event loop {} cannot start ({}); running {}", i, e.what(), i));
+            loops.resize(i);
+            break;
+        }
+    }
+    std::vector<LoopInbox*> peers;
+    for (std::size_t i = 0; i < loops.size(); ++i) peers.push_back(loop_inboxes[i].get());
+    loops[0]->set_peers(std::move(peers));
+    loops[0]->run();
+    for (auto& thread : threads) thread.join();
+    // Connections handed to a loop that had already stopped: never answered, now closed.
+    for (auto& inbox : loop_inboxes) {
+        std::lock_guard lock(inbox->mutex);
+        inbox->sockets.clear();
+        inbox->woken.clear();
+    }
 }
 
 }  // namespace websock::detail

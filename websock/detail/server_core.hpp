@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -18,6 +19,47 @@
 #include "websock/server.hpp"
 
 namespace websock::detail {
+
+/// What other threads hand one event loop (Engine::EventLoop): the ids of its clients woken
+/// by a send, a close or an HTTP answer from another thread, and the sockets the accepting
+/// loop gave it. One eventfd per loop, not per client, so a connection costs one descriptor.
+/// Owned by ServerCore and never destroyed before it, since a Client handle kept by the
+/// user may still wake its loop while serve_forever() returns.
+struct LoopInbox {
+    Waker waker;
+    std::mutex mutex;
+    std::vector<std::uint64_t> woken;  // (guarded)
+    std::vector<Fd> sockets;           // accepted by loop 0 for this loop (guarded)
+    // A client that could not be listed (no memory) sets this instead: the loop then looks
+    // at every client.
+    std::atomic<bool> wake_everyone{false};
+
+    void wake_client(std::uint64_t client_id) noexcept {
+        bool first = false;
+        try {
+            std::lock_guard lock(mutex);
+            first = woken.empty() && sockets.empty();
+            woken.push_back(client_id);
+        } catch (...) {
+            wake_everyone.store(true);
+            first = true;
+        }
+        if (first) waker.wake();
+    }
+    /// False when there is no memory to list it (the caller still owns the socket).
+    bool hand_socket(Fd& socket) noexcept {
+        bool first = false;
+        try {
+            std::lock_guard lock(mutex);
+            first = woken.empty() && sockets.empty();
+            sockets.push_back(std::move(socket));
+        } catch (...) {
+            return false;
+        }
+        if (first) waker.wake();
+        return true;
+    }
+};
 
 /// What the client's own thread and every other thread share about one connection.
 /// Everything mutable is either atomic or guarded by `mutex`; the socket itself belongs to
@@ -36,9 +78,10 @@ struct ClientCore {
     std::any user_data;
     std::thread::id owner;  // the client thread: sends from it need no wake-up
     // Thread-per-client engine: wakes the client thread's poll(). The event loop gives its
-    // clients none: they are woken through the server's waker (ServerCore::wake_on_loop),
-    // so that a connection costs one descriptor.
+    // clients none: they are woken through their loop's inbox, so that a connection costs
+    // one descriptor.
     Waker waker{Waker::NoDescriptor{}};
+    LoopInbox* loop = nullptr;  // event loop: the loop that runs this client (set before it is shared)
 
     std::size_t max_queue_bytes = 0;
     QueueFullPolicy policy = QueueFullPolicy::Close;
@@ -108,26 +151,10 @@ struct ServerCore {
     TlsContext tls_context;  // set by listen() when options.tls has a certificate
     std::shared_ptr<void> signal_scope;  // SIGINT/SIGTERM handlers, from listen() to the end of serve_forever()
     std::atomic<std::uint16_t> port{0};
-    Waker waker;  // wakes the accept loop or event loop: stop, a finished thread, a signal, woken clients
-
-    // Event-loop engine: the ids of clients woken from other threads, taken by the loop
-    // when `waker` fires. A client that can no longer be listed (no memory) sets
-    // `wake_everyone` instead, and the loop looks at every client.
-    std::mutex woken_mutex;
-    std::vector<std::uint64_t> woken;  // (guarded by woken_mutex)
-    std::atomic<bool> wake_everyone{false};
-    void wake_on_loop(std::uint64_t client_id) noexcept {
-        bool first = false;
-        try {
-            std::lock_guard lock(woken_mutex);
-            first = woken.empty();
-            woken.push_back(client_id);
-        } catch (...) {
-            wake_everyone.store(true);
-            first = true;
-        }
-        if (first) waker.wake();
-    }
+    Waker waker;  // wakes the accept loop (or event loop 0): stop, a finished thread, a signal
+    // Event-loop engine: one inbox per loop (options.event_loops), made by the first
+    // serve_forever() and kept for the server's life (see LoopInbox).
+    std::vector<std::unique_ptr<LoopInbox>> loop_inboxes;
     std::atomic<bool> stopping{false};
     std::atomic<bool> serving{false};
     std::atomic<std::uint64_t> next_id{1};
@@ -205,7 +232,7 @@ struct ServerCore {
 inline void ClientCore::wake() noexcept {
     if (wake_pending.exchange(true, std::memory_order_acq_rel)) return;  // already on its way
     if (waker.valid()) waker.wake();
-    else server->wake_on_loop(id);
+    else if (loop != nullptr) loop->wake_client(id);
 }
 
 }  // namespace websock::detail
