@@ -17,7 +17,8 @@
 // server's close, or the close that fails the connection when the server breaks RFC 6455 (a
 // reply sent from on_message goes out even when the server's next frame, in the same read,
 // is a violation). Once that close frame is decided on, sends return Closed. Two things still
-// lose queued messages: TCP failing first, and an outbound queue overflow under
+// lose queued messages: the connection ending before they are written (TCP fails, or
+// pong_timeout or close_timeout passes), and an outbound queue overflow under
 // QueueFullPolicy::Close, which discards what waits and closes with 1008 (as the server does).
 //
 // Threads: on_open, on_message, on_ping, on_pong and on_close run on the I/O thread;
