@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -27,6 +29,19 @@ std::string_view trim(std::string_view text) {
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
     return text;
 }
+
+/// Characters as people count them: UTF-8 code points (the JSON parser has checked the
+/// encoding, so every byte that is not a continuation byte starts one).
+std::size_t count_chars(std::string_view text) {
+    return static_cast<std::size_t>(
+        std::count_if(text.begin(), text.end(), [](unsigned char c) { return (c & 0xC0) != 0x80; }));
+}
+
+std::string nick_rule(std::size_t max_length) {
+    return "a nickname is 1 to " + std::to_string(max_length) +
+           " characters: letters A-Z or a-z, digits 0-9, '_', '-' or '.'";
+}
+constexpr const char* kCommands = "commands: /msg NICK TEXT, /nick NEW, /me ACTION, /quit; start a line with // to send it as text";
 
 /// Split "word rest" at the first run of spaces.
 std::pair<std::string_view, std::string_view> split_word(std::string_view text) {
@@ -64,7 +79,10 @@ void ChatRoom::disconnect(std::uint64_t member) {
     if (it == members_.end()) return;
     const std::string nick = it->second.nick;
     members_.erase(it);
-    if (nick.empty()) return;
+    if (!nick.empty()) announce_departure(nick);  // not again after /quit: that announced it
+}
+
+void ChatRoom::announce_departure(const std::string& nick) {
     broadcast(json{{"type", "left"}, {"nick", nick}, {"time", now_()}}.dump());
     broadcast(json{{"type", "users"}, {"users", json::parse(users_json_array())}, {"time", now_()}}.dump());
 }
@@ -72,9 +90,10 @@ void ChatRoom::disconnect(std::uint64_t member) {
 void ChatRoom::receive(std::uint64_t member, std::string_view data, bool is_text) {
     std::lock_guard lock(mutex_);
     const auto it = members_.find(member);
-    if (it == members_.end()) return;
+    if (it == members_.end() || it->second.quit) return;
     if (!is_text) return send_error(member, "bad-message", "messages are JSON text");
-    if (data.size() > limits_.max_text_bytes + 512) return send_error(member, "too-long", "message too long");
+    // Room for the longest line JSON can carry: six bytes per character (\uXXXX) and the envelope.
+    if (data.size() > limits_.max_text_chars * 6 + 512) return send_error(member, "too-long", "message too long");
     const json message = json::parse(data, nullptr, /*allow_exceptions=*/false);
     if (!message.is_object()) return send_error(member, "bad-message", "messages are JSON objects");
     const auto type = message.find("type");
@@ -96,7 +115,7 @@ void ChatRoom::receive(std::uint64_t member, std::string_view data, bool is_text
 void ChatRoom::handle_join(std::uint64_t member, Member& state, std::string_view nick) {
     if (!state.nick.empty()) return send_error(member, "already-joined", "you have joined already; use /nick to rename");
     if (!valid_nick(nick, limits_.max_nick_length))
-        return send_error(member, "bad-nick", "nicknames are 1-24 letters, digits, '_', '-' or '.'");
+        return send_error(member, "bad-nick", nick_rule(limits_.max_nick_length));
     if (find_nick(nick) != 0) return send_error(member, "nick-taken", "that nickname is taken");
     state.nick = std::string(nick);
     json history = json::array();
@@ -105,6 +124,7 @@ void ChatRoom::handle_join(std::uint64_t member, Member& state, std::string_view
                        {"nick", state.nick},
                        {"users", json::parse(users_json_array())},
                        {"history", std::move(history)},
+                       {"max_text_chars", limits_.max_text_chars},
                        {"time", now_()}}
                       .dump());
     broadcast(json{{"type", "joined"}, {"nick", state.nick}, {"time", now_()}}.dump());
@@ -115,7 +135,10 @@ void ChatRoom::handle_say(std::uint64_t member, Member& state, std::string_view 
     if (state.nick.empty()) return send_error(member, "not-joined", "choose a nickname first");
     text = trim(text);
     if (text.empty()) return send_error(member, "empty", "nothing to say");
-    if (text.size() > limits_.max_text_bytes) return send_error(member, "too-long", "message too long");
+    if (const std::size_t length = count_chars(text); length > limits_.max_text_chars)
+        return send_error(member, "too-long",
+                          "not sent: the line is " + std::to_string(length) + " characters; the limit is " +
+                              std::to_string(limits_.max_text_chars));
     if (text.front() != '/' || text.starts_with("//")) {
         if (text.starts_with("//")) text.remove_prefix(1);  // "//" sends a line starting with "/"
         std::string event = json{{"type", "message"}, {"from", state.nick}, {"text", text}, {"time", now_()}}.dump();
@@ -146,7 +169,7 @@ void ChatRoom::handle_say(std::uint64_t member, Member& state, std::string_view 
         const auto [new_nick, extra] = split_word(rest);
         if (new_nick.empty() || !extra.empty()) return send_error(member, "usage", "usage: /nick NEWNAME");
         if (!valid_nick(new_nick, limits_.max_nick_length))
-            return send_error(member, "bad-nick", "nicknames are 1-24 letters, digits, '_', '-' or '.'");
+            return send_error(member, "bad-nick", nick_rule(limits_.max_nick_length));
         const std::uint64_t holder = find_nick(new_nick);
         if (holder != 0 && holder != member) return send_error(member, "nick-taken", "that nickname is taken");
         const std::string old_nick = state.nick;
@@ -154,9 +177,14 @@ void ChatRoom::handle_say(std::uint64_t member, Member& state, std::string_view 
         broadcast(json{{"type", "renamed"}, {"from", old_nick}, {"to", state.nick}, {"time", now_()}}.dump());
         broadcast(json{{"type", "users"}, {"users", json::parse(users_json_array())}, {"time", now_()}}.dump());
     } else if (command == "/quit") {
-        close_(member);  // the close callback announces the departure
+        // Out of the room at once, not when the close handshake ends: everyone's list is
+        // right while the quitter's connection is still closing.
+        const std::string nick = std::exchange(state.nick, {});
+        state.quit = true;
+        announce_departure(nick);
+        close_(member);
     } else {
-        send_error(member, "unknown-command", "commands: /msg NICK TEXT, /nick NEW, /me ACTION, /quit");
+        send_error(member, "unknown-command", "unknown command " + std::string(command) + "; " + kCommands);
     }
 }
 

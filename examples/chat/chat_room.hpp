@@ -7,7 +7,8 @@
 //   {"type":"say","text":"hello"}       a message, or a command: /msg NICK text, /nick NEW,
 //                                       /me action, /quit
 // server to client (every event carries "time", milliseconds since the epoch):
-//   welcome {nick, users, history}   joined {nick}   left {nick}   renamed {from, to}
+//   welcome {nick, users, history, max_text_chars}   joined {nick}   left {nick}
+//   renamed {from, to}
 //   message {from, text}   action {from, text}   private {from, to, text}   users {users}
 //   error {code, message}
 #pragma once
@@ -25,7 +26,7 @@ namespace chat {
 
 struct RoomLimits {
     std::size_t history_size = 50;        ///< a newcomer sees the last 50 messages
-    std::size_t max_text_bytes = 2000;    ///< one chat line
+    std::size_t max_text_chars = 2000;    ///< one chat line, in characters (code points) as people count
     std::size_t max_nick_length = 24;     ///< nickname characters: letters, digits, _ - .
     std::size_t max_members = 1000;
 };
@@ -52,12 +53,14 @@ public:
 
 private:
     struct Member {
-        std::string nick;  // empty until joined
+        std::string nick;  // empty until joined, and again after /quit
+        bool quit = false; // said /quit: its connection is closing, nothing more is heard from it
     };
 
     void handle_join(std::uint64_t member, Member& state, std::string_view nick);
     void handle_say(std::uint64_t member, Member& state, std::string_view text);
     void send_error(std::uint64_t member, std::string_view code, std::string_view message);
+    void announce_departure(const std::string& nick);
     void broadcast(const std::string& json);
     std::string users_json_array() const;
     std::uint64_t find_nick(std::string_view nick) const;  // 0 when nobody has it
