@@ -18,11 +18,21 @@ import {
     ChatServer,
     EXTERNAL_URL,
     ensureArtifactsDir,
-    exactly,
     launchBrowser,
     ms,
-    waitFor,
 } from './harness.mjs';
+import {
+    Crowd,
+    actionLine,
+    errorLine,
+    gapLine,
+    messageBox,
+    messageLine,
+    notice,
+    privateLine,
+    say,
+    waitForUsers,
+} from './people.mjs';
 
 const XSS = '<img src=x onerror="window.__xss=1">';
 const TIME_OF_DAY = /^\d{1,2}:\d{2}:\d{2}(\s?[AP]M)?$/;
@@ -30,11 +40,11 @@ const TIME_OF_DAY = /^\d{1,2}:\d{2}:\d{2}(\s?[AP]M)?$/;
 describe('chat room in a browser', { timeout: ms(180000) }, () => {
     let server = null; // null when testing WEBSOCK_CHAT_URL
     let chrome = null;
-    let baseUrl = '';
-    const everyone = []; // every person ever opened, closed in after()
-    const said = []; // public message texts, in the order sent (what history must hold)
+    let crowd = null;
+    const said = []; // public lines as [author, text], in the order sent (what history must hold)
 
     before(async () => {
+        let baseUrl;
         if (EXTERNAL_URL) {
             const url = new URL('/', EXTERNAL_URL);
             assert.ok(['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname), `WEBSOCK_CHAT_URL must be loopback: ${url.href}`);
@@ -44,111 +54,22 @@ describe('chat room in a browser', { timeout: ms(180000) }, () => {
             baseUrl = server.url;
         }
         chrome = await launchBrowser();
+        crowd = new Crowd(chrome.browser, baseUrl);
     });
 
     after(async () => {
-        for (const person of everyone) await person.leave().catch(() => {});
+        if (crowd) await crowd.closeAll();
         if (chrome) await chrome.close().catch(() => {});
         if (server) {
             await server.stop().catch(() => server.kill());
         }
     });
 
-    // -----------------------------------------------------------------------------------
-    // a person at a browser
-
-    /** Open the page in a new browser context and wait for it to say "connected". */
-    async function open(label) {
-        const context = await chrome.browser.newContext({
-            locale: 'en-US',
-            viewport: { width: 1000, height: 640 },
-        });
-        const page = await context.newPage();
-        page.setDefaultTimeout(ms(10000));
-        const person = {
-            label,
-            nick: null,
-            page,
-            context,
-            pageErrors: [],
-            closed: false,
-            async leave() {
-                if (this.closed) return;
-                this.closed = true;
-                await context.close();
-            },
-        };
-        page.on('pageerror', (error) => person.pageErrors.push(error.message));
-        everyone.push(person);
-        await page.goto(baseUrl);
-        await page.locator('#status.online').waitFor();
-        // Before joining only the nickname form shows: no log, user list or message box.
-        await page.getByLabel('Choose a nickname').waitFor();
-        assert.equal(await page.locator('#room').isVisible(), false, 'the room is hidden until one joins');
-        return person;
-    }
-
-    /** Type a nickname and press Join; wait for the room to welcome them. */
-    async function join(person, nick) {
-        const { page } = person;
-        await page.getByLabel('Choose a nickname').fill(nick);
-        await page.getByRole('button', { name: 'Join' }).click();
-        await page.locator('#room').waitFor({ state: 'visible' });
-        await notice(page, `welcome, ${nick}`).waitFor();
-        assert.equal(await page.locator('#join').isVisible(), false, 'the join panel is hidden once in the room');
-        person.nick = nick;
-        return person;
-    }
-
-    async function enter(nick) {
-        return join(await open(nick), nick);
-    }
-
-    /** Type a line into the message box and press Enter. */
-    async function say(person, text) {
-        const box = person.page.getByRole('textbox', { name: 'message' });
-        await box.fill(text);
-        await box.press('Enter');
-        // The page clears the box once the line went out.
-        await waitFor(async () => (await box.inputValue()) === '', { what: `${person.label}'s message box to clear` });
-    }
-
-    // Lines of the log, found as a reader finds them.
-    const messageLine = (page, from, text) =>
-        page
-            .locator('#log li.message')
-            .filter({ has: page.locator('span.author', { hasText: exactly(from) }) })
-            .filter({ has: page.locator('span.text', { hasText: exactly(text) }) });
-    const privateLine = (page, from, to, text) =>
-        page
-            .locator('#log li.private')
-            .filter({ has: page.locator('span.author', { hasText: exactly(`${from} → ${to}`) }) })
-            .filter({ has: page.locator('span.text', { hasText: exactly(text) }) });
-    const lineOf = (kind) => (page, text) =>
-        page.locator(`#log li.${kind}`).filter({ has: page.locator('span', { hasText: exactly(text) }) });
-    const notice = lineOf('notice');
-    const actionLine = lineOf('action');
-    const errorLine = lineOf('err');
-
-    const usersOf = async (page) => (await page.locator('#users li').allTextContents()).sort();
-
-    /** Wait until `person`'s user list is exactly `nicks` (any order) and the count agrees. */
-    async function waitForUsers(person, nicks) {
-        const wanted = [...nicks].sort();
-        let seen = [];
-        await waitFor(
-            async () => {
-                seen = await usersOf(person.page);
-                const count = await person.page.locator('#user-count').textContent();
-                return JSON.stringify(seen) === JSON.stringify(wanted) && count === String(wanted.length);
-            },
-            { what: `${person.label}'s user list to be [${wanted}]` },
-        ).catch((error) => {
-            throw new Error(`${error.message}; it shows [${seen}]`);
-        });
-    }
-
-    const inRoom = () => everyone.filter((p) => !p.closed && p.nick);
+    const everyone = () => crowd.everyone;
+    const open = (label, options) => crowd.open(label, options);
+    const join = (person, nick) => crowd.join(person, nick);
+    const enter = (nick, options) => crowd.enter(nick, options);
+    const inRoom = () => crowd.inRoom();
     const nicksInRoom = () => inRoom().map((p) => p.nick);
 
     // -----------------------------------------------------------------------------------
@@ -173,7 +94,7 @@ describe('chat room in a browser', { timeout: ms(180000) }, () => {
     test('a message from one appears for the others with author and time', async () => {
         const text = 'hello from ada';
         await say(ada, text);
-        said.push(text);
+        said.push(['ada', text]);
         for (const person of [ada, grace, linus]) {
             const line = messageLine(person.page, 'ada', text);
             await line.waitFor();
@@ -181,6 +102,29 @@ describe('chat room in a browser', { timeout: ms(180000) }, () => {
             const time = (await line.locator('time').textContent()).trim();
             assert.match(time, TIME_OF_DAY, `${person.label} sees a time of day on the line`);
         }
+    });
+
+    test('your own lines are marked as yours, and only on your page', async () => {
+        const mine = messageLine(ada.page, 'ada', 'hello from ada');
+        assert.match(await mine.getAttribute('class'), /\bmine\b/, 'ada sees her line as hers');
+        assert.equal(await mine.locator('span.you').textContent(), '(you)');
+        const theirs = messageLine(grace.page, 'ada', 'hello from ada');
+        assert.doesNotMatch(await theirs.getAttribute('class'), /\bmine\b/, 'grace sees it as ada\'s');
+        assert.equal(await theirs.locator('span.you').count(), 0);
+        // Marked for the eye too: grace's own line looks different from ada's on grace's page.
+        const text = 'and hello from grace';
+        await say(grace, text);
+        said.push(['grace', text]);
+        const own = messageLine(grace.page, 'grace', text);
+        await own.waitFor();
+        const look = (line) =>
+            line.evaluate((li) => {
+                const style = getComputedStyle(li);
+                return `${style.backgroundColor} ${style.borderLeftColor}`;
+            });
+        assert.notEqual(await look(own), await look(theirs), 'own and others\' lines are styled differently');
+        await messageLine(ada.page, 'grace', text).waitFor();
+        assert.equal(await ada.page.locator('#log li.mine').count(), 1, 'on ada\'s page only her own line is marked');
     });
 
     test('/me shows as an action', async () => {
@@ -197,7 +141,7 @@ describe('chat room in a browser', { timeout: ms(180000) }, () => {
         // public line, he would have had the private one before it.
         const marker = 'anyone up for lunch?';
         await say(ada, marker);
-        said.push(marker);
+        said.push(['ada', marker]);
         await messageLine(linus.page, 'ada', marker).waitFor();
         assert.equal(await linus.page.locator('#log li.private').count(), 0, 'linus got no private line');
         assert.doesNotMatch(await linus.page.locator('#log').textContent(), /cake/, 'nothing of it reached linus');
@@ -227,7 +171,7 @@ describe('chat room in a browser', { timeout: ms(180000) }, () => {
     });
 
     test('a closed page shows as "left" and leaves the user list', async () => {
-        const dora = everyone.find((p) => p.nick === 'dora');
+        const dora = everyone().find((p) => p.nick === 'dora');
         assert.ok(dora, 'dora is in the room (previous test)');
         await dora.leave();
         for (const person of [ada, grace, linus]) {
@@ -236,9 +180,11 @@ describe('chat room in a browser', { timeout: ms(180000) }, () => {
         }
     });
 
-    test('/quit leaves the room and the page says so', async () => {
+    test('/quit leaves the room cleanly: out of every list, no typing into nowhere, and Rejoin', async () => {
         const quinn = await enter('quinn');
         await notice(ada.page, 'quinn joined').waitFor();
+        await say(quinn, 'quinn was here');
+        said.push(['quinn', 'quinn was here']);
         await say(quinn, '/quit');
         const status = quinn.page.locator('#status.offline');
         await status.waitFor();
@@ -247,9 +193,46 @@ describe('chat room in a browser', { timeout: ms(180000) }, () => {
             await notice(person.page, 'quinn left').waitFor();
             await waitForUsers(person, ['ada', 'grace', 'linus']);
         }
-        quinn.nick = null; // the page is still open, but out of the room
+        // Quinn's own page: a clear "you left" state.
+        await notice(quinn.page, /^you left the room/).waitFor();
+        await waitForUsers(quinn, []);
+        assert.equal(await quinn.page.locator('#users-note').isVisible(), true, 'the list says quinn is not in the room');
+        const box = messageBox(quinn);
+        assert.equal(await box.isDisabled(), true, 'the message box takes no typing');
+        assert.equal(await box.getAttribute('placeholder'), 'You left the room');
+        assert.equal(await quinn.page.getByRole('button', { name: 'Send' }).count(), 0, 'no Send button while out');
+        assert.equal(await messageLine(quinn.page, 'quinn', 'quinn was here').count(), 1, 'the log stays to be read');
         assert.equal(await quinn.page.locator('#status.reconnecting').count(), 0, 'the page does not try to come back');
+
+        // Rejoin brings quinn back under the same name, with a gap line where quinn was out.
+        const rejoin = quinn.page.getByRole('button', { name: 'Rejoin as quinn' });
+        await rejoin.click();
+        await gapLine(quinn.page, /^you left at .*, back at /).waitFor();
+        for (const person of [ada, grace, linus, quinn]) await waitForUsers(person, ['ada', 'grace', 'linus', 'quinn']);
+        await notice(ada.page, 'quinn joined').last().waitFor();
+        assert.equal(await box.isDisabled(), false, 'the box takes typing again');
+        assert.equal(await rejoin.count(), 0, 'Rejoin is gone once back');
+        assert.equal(await messageLine(quinn.page, 'quinn', 'quinn was here').count(), 1, 'history is not shown twice');
+        await say(quinn, 'back again');
+        said.push(['quinn', 'back again']);
+        await messageLine(ada.page, 'quinn', 'back again').waitFor();
         await quinn.leave();
+        for (const person of [ada, grace, linus]) await waitForUsers(person, ['ada', 'grace', 'linus']);
+    });
+
+    test('an unknown command says that it is unknown, and what the commands are', async () => {
+        await say(grace, '/foo bar');
+        const line = errorLine(grace.page, /^unknown command \/foo; commands: /);
+        await line.waitFor();
+        const text = await line.textContent();
+        for (const command of ['/msg NICK TEXT', '/nick NEW', '/me ACTION', '/quit', '//']) {
+            assert.ok(text.includes(command), `the error names ${command}: ${text}`);
+        }
+        // Only the one who typed it is told.
+        await say(grace, 'sorry, typo');
+        said.push(['grace', 'sorry, typo']);
+        await messageLine(ada.page, 'grace', 'sorry, typo').waitFor();
+        assert.equal(await ada.page.locator('#log li.err').count(), 0);
     });
 
     test('/nick renames: everyone is told and the user list follows', async () => {
@@ -263,13 +246,13 @@ describe('chat room in a browser', { timeout: ms(180000) }, () => {
         // Lines are signed with the new name from now on.
         const text = 'new name, same penguin';
         await say(linus, text);
-        said.push(text);
+        said.push(['linus_t', text]);
         for (const person of [ada, grace, linus]) await messageLine(person.page, 'linus_t', text).waitFor();
     });
 
     test('markup in a message is shown as text, never run', async () => {
         await say(grace, XSS);
-        said.push(XSS);
+        said.push(['grace', XSS]);
         for (const person of [ada, grace, linus]) {
             const line = messageLine(person.page, 'grace', XSS);
             await line.waitFor();
@@ -286,9 +269,9 @@ describe('chat room in a browser', { timeout: ms(180000) }, () => {
         await history.first().waitFor();
         const texts = await history.locator('span.text').allTextContents();
         // The room keeps the last 50 public lines; ours are the most recent ones.
-        assert.deepEqual(texts.slice(-said.length), said, 'history holds the public lines in order');
+        assert.deepEqual(texts.slice(-said.length), said.map(([, text]) => text), 'history holds the public lines in order');
         const authors = await history.locator('span.author').allTextContents();
-        assert.deepEqual(authors.slice(-said.length), ['ada', 'ada', 'linus_t', 'grace']);
+        assert.deepEqual(authors.slice(-said.length), said.map(([author]) => author));
         await actionLine(eve.page, '* ada waves at everyone').waitFor();
         assert.equal(await eve.page.locator('#log li.private').count(), 0, 'private lines are not history');
         assert.equal(await eve.page.locator('#log img').count(), 0);
@@ -322,21 +305,31 @@ describe('chat room in a browser', { timeout: ms(180000) }, () => {
         // The back-off grows to several seconds while the server was down: allow for it.
         for (const person of people) {
             await person.page.locator('#status.online').waitFor({ timeout: ms(30000) });
-            await notice(person.page, `welcome, ${person.nick}`).waitFor();
+            // The conversation stays on the page, with one gap line where the page was out;
+            // the restarted room has no history, so the line says what may be missing.
+            await gapLine(person.page, /^connection lost at .*, back at .*: lines said meanwhile may be missing$/).waitFor();
+            assert.equal(await person.page.locator('#log li.gap').count(), 1, `${person.label} sees one gap line`);
+            assert.equal(await notice(person.page, /^welcome, /).count(), 1, 'no second welcome');
+            assert.equal(await messageLine(person.page, 'ada', 'hello from ada').count(), 1, `${person.label} still has the earlier lines`);
         }
         for (const person of people) await waitForUsers(person, people.map((p) => p.nick));
 
         const text = 'we are back';
         await say(grace, text);
-        for (const person of people) await messageLine(person.page, 'grace', text).waitFor();
+        for (const person of people) {
+            const line = messageLine(person.page, 'grace', text);
+            await line.waitFor();
+            // After the gap, in order.
+            assert.equal(await person.page.locator('#log li.gap ~ li.message').filter({ hasText: text }).count(), 1);
+        }
     });
 
     test('no page threw an uncaught error', () => {
-        for (const person of everyone) assert.deepEqual(person.pageErrors, [], `${person.label}'s page errors`);
+        for (const person of everyone()) assert.deepEqual(person.pageErrors, [], `${person.label}'s page errors`);
     });
 
     function eve() {
-        const person = everyone.find((p) => p.nick === 'eve' && !p.closed);
+        const person = everyone().find((p) => p.nick === 'eve' && !p.closed);
         assert.ok(person, 'eve is in the room (previous test)');
         return person;
     }
