@@ -8,8 +8,10 @@
 #   scripts/install-deps.sh test    build's packages plus the test tools: clang and its
 #                                   sanitizer runtimes, Node.js and the npm test clients,
 #                                   Chromium, Redis, buildah/podman/debootstrap and
-#                                   python3-yaml for the container tests, debhelper/lintian
-#                                   for make deb (make test)
+#                                   python3-yaml for the container tests, deb's packages and
+#                                   systemd-analyze for the Debian package test (make test)
+#   scripts/install-deps.sh deb     build's packages plus dpkg-buildpackage, debhelper and
+#                                   lintian (make deb)
 #
 # Without an argument: test (everything). The Makefile keeps one stamp per set
 # (build/.deps-build-stamp, build/.deps-test-stamp), so `make run` on a fresh machine installs
@@ -24,15 +26,19 @@ SET=${1:-test}
 BUILD_PACKAGES="g++ make pkg-config libssl-dev libfmt-dev libhttp-parser-dev zlib1g-dev
 nlohmann-json3-dev libhiredis-dev prometheus-cpp-dev libinih-dev"
 
-# Everything `make test` runs on top of that (and `make bench`: WebSocket++ and Beast).
+# Building the Debian packages (make deb): dpkg-buildpackage, dh, lintian.
+DEB_PACKAGES="dpkg-dev debhelper lintian"
+
+# Everything `make test` runs on top of those (and `make bench`: WebSocket++ and Beast).
 TEST_PACKAGES="clang libclang-rt-dev doctest-dev openssl procps nodejs npm chromium
-redis-server python3-itsdangerous python3-yaml buildah podman debootstrap runc debhelper lintian
+redis-server python3-itsdangerous python3-yaml buildah podman debootstrap runc systemd
 libwebsocketpp-dev libboost-dev libboost-system-dev cmake doxygen"
 
 case "$SET" in
     build) PACKAGES=$BUILD_PACKAGES ;;
-    test) PACKAGES="$BUILD_PACKAGES $TEST_PACKAGES" ;;
-    *) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+    deb) PACKAGES="$BUILD_PACKAGES $DEB_PACKAGES" ;;
+    test) PACKAGES="$BUILD_PACKAGES $DEB_PACKAGES $TEST_PACKAGES" ;;
+    *) echo "usage: $0 [build|deb|test]" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -13,14 +13,26 @@
 # WEBSOCK_SKIP_CONTAINER=1 to skip them. Release build only, like test-e2e: the sanitizer
 # builds re-run test-quick. The images build their own binaries from the sources; they do
 # not use build/.
+#
+# The Debian packages (test-deb, deb.sh): `make deb` (debian/deb.mk), then the three packages
+# installed with apt-get into a fresh Debian 12 root (the base image above, exported; with
+# WEBSOCK_SKIP_CONTAINER=1 a debootstrapped directory), a program built there against them,
+# websock-hub run from them (two nodes through Redis), then purged. Needs root.
+#
+#   test/container/fresh-root.sh     (by hand, not in make test) the README's two commands
+#                                    in a fresh debootstrapped Debian 12 root
 
 ifeq ($(BUILD),release)
-.PHONY: test-container test-container-chat test-container-hub
+.PHONY: test-container test-container-chat test-container-hub test-deb
 test-container-chat:
 	test/container/run.sh
 test-container-hub:
 	test/container/hub.sh
 test-container: test-container-chat test-container-hub
 
-test-quick: test-container
+# DEB_DIR: debian/deb.mk (where make deb puts the packages).
+test-deb: deb
+	test/container/deb.sh $(DEB_DIR)
+
+test-quick: test-container test-deb
 endif
