@@ -3,7 +3,8 @@
 //
 //   websock-echo [--host 127.0.0.1] [--port 9001] [--max-message-bytes 16777216]
 //                [--engine threads|event] [--event-loops N] [--busy-poll-us N]
-//                [--tls-cert PEM --tls-key PEM] [--no-deflate] [--quiet]
+//                [--tls-cert PEM --tls-key PEM] [--no-deflate] [--deflate-compressor shared|own]
+//                [--quiet]
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -39,6 +40,15 @@ int main(int argc, char** argv) {
             options.deflate.enabled = false;
         } else if (arg == "--busy-poll-us" && has_value) {
             options.busy_poll = websock::Microseconds(std::strtoull(argv[++i], nullptr, 10));
+        } else if (arg == "--deflate-compressor" && has_value) {
+            // shared: one zlib compressor per thread for every connection (no context
+            // takeover); own: one per connection (see DeflateOptions::shared_compressor)
+            const std::string_view which = argv[++i];
+            if (which != "shared" && which != "own") {
+                fmt::print(stderr, "--deflate-compressor must be shared or own\n");
+                return 2;
+            }
+            options.deflate.shared_compressor = which == "shared";
         } else if (arg == "--event-loops" && has_value) {
             options.event_loops = std::strtoull(argv[++i], nullptr, 10);  // 0: one per core
         } else if (arg == "--quiet") {
@@ -52,7 +62,7 @@ int main(int argc, char** argv) {
                 return 2;
             }
         } else {
-            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--engine threads|event]\n       [--event-loops N] [--busy-poll-us N] [--tls-cert PEM --tls-key PEM] [--no-deflate] [--quiet]\n", argv[0]);
+            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--engine threads|event]\n       [--event-loops N] [--busy-poll-us N] [--tls-cert PEM --tls-key PEM] [--no-deflate]\n       [--deflate-compressor shared|own] [--quiet]\n", argv[0]);
             return arg == "--help" ? 0 : 2;
         }
     }

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <stdexcept>
+#include <vector>
 
 namespace websock::codec {
 
@@ -101,7 +103,9 @@ std::string_view accept_offer(const ExtensionOffer& offer, const DeflateOptions&
     DeflateAgreement a;
     a.response.name = std::string(kPermessageDeflate);
     // Section 7.1.1.1: a client's request binds us; we may also include it unasked.
-    a.server_no_context_takeover = p.server_no_context_takeover || options.server_no_context_takeover;
+    // A shared compressor (options.shared_compressor) forgets between messages, so it needs it.
+    a.server_no_context_takeover =
+        p.server_no_context_takeover || options.server_no_context_takeover || options.shared_compressor;
     if (a.server_no_context_takeover) add_param(a.response, kServerNoContextTakeover);
     // Section 7.1.1.2: the server may include it whether offered or not; echoing a client's
     // own hint makes it binding, so we may forget the window between its messages.
@@ -247,6 +251,30 @@ constexpr std::size_t kMinGrow = 16 * 1024;
 constexpr std::size_t kMaxZlibChunk = std::size_t{1} << 30;
 constexpr unsigned char kTrailer[4] = {0x00, 0x00, 0xff, 0xff};
 
+/// This thread's compressor for one (level, window, memLevel), for shared_compressor: every
+/// connection without context takeover that sends from this thread uses it, one whole
+/// message at a time, and leaves it reset. Freed when the thread ends.
+z_stream& thread_deflater(int level, int window_bits, int mem_level) {
+    struct Shared {
+        int level, window_bits, mem_level;
+        z_stream stream{};
+        Shared(int l, int w, int m) : level(l), window_bits(w), mem_level(m) {}
+        Shared(const Shared&) = delete;
+        Shared& operator=(const Shared&) = delete;
+        ~Shared() { deflateEnd(&stream); }
+    };
+    thread_local std::vector<std::unique_ptr<Shared>> streams;  // a server uses one or two
+    for (auto& shared : streams)
+        if (shared->level == level && shared->window_bits == window_bits && shared->mem_level == mem_level)
+            return shared->stream;
+    auto shared = std::make_unique<Shared>(level, window_bits, mem_level);
+    const int rc = deflateInit2(&shared->stream, level, Z_DEFLATED, -window_bits, mem_level, Z_DEFAULT_STRATEGY);
+    if (rc == Z_MEM_ERROR) throw std::bad_alloc();
+    if (rc != Z_OK) throw std::runtime_error("deflateInit2 failed");
+    streams.push_back(std::move(shared));  // on bad_alloc here, ~Shared ends the stream
+    return streams.back()->stream;
+}
+
 }  // namespace
 
 struct PerMessageDeflate::Zlib {
@@ -277,6 +305,8 @@ PerMessageDeflate::PerMessageDeflate(Role role, const DeflateAgreement& agreemen
         server ? agreement.server_no_context_takeover : agreement.client_no_context_takeover;
     reset_inflate_each_message_ =
         server ? agreement.client_no_context_takeover : agreement.server_no_context_takeover;
+    shared_deflater_ = server && options.shared_compressor && reset_deflate_each_message_;
+    free_inflater_each_message_ = server && options.shared_compressor && reset_inflate_each_message_;
     const int ours = clamp_bits(server ? agreement.server_max_window_bits : agreement.client_max_window_bits);
     const int peers = clamp_bits(server ? agreement.client_max_window_bits : agreement.server_max_window_bits);
     // zlib refuses a 256-byte window for raw deflate; with 512 its matches reach back at most
@@ -302,13 +332,22 @@ bool PerMessageDeflate::compress(std::string_view message, std::string& out) {
         out.push_back('\0');
         return true;
     }
-    z_stream& s = z_->deflater;
-    if (!z_->deflater_ready) {
-        const int rc = deflateInit2(&s, level_, Z_DEFLATED, -deflate_window_bits_, mem_level_, Z_DEFAULT_STRATEGY);
+    if (!shared_deflater_ && !z_->deflater_ready) {
+        const int rc = deflateInit2(&z_->deflater, level_, Z_DEFLATED, -deflate_window_bits_, mem_level_, Z_DEFAULT_STRATEGY);
         if (rc == Z_MEM_ERROR) throw std::bad_alloc();
         if (rc != Z_OK) throw std::runtime_error("deflateInit2 failed");
         z_->deflater_ready = true;
     }
+    z_stream& s = shared_deflater_ ? thread_deflater(level_, deflate_window_bits_, mem_level_) : z_->deflater;
+    // However this message ends (a throw included), a stream without context takeover
+    // starts the next one reset; a shared one must, since other connections use it next.
+    struct ResetAfter {
+        z_stream& stream;
+        bool enabled;
+        ~ResetAfter() {
+            if (enabled) deflateReset(&stream);
+        }
+    } reset_after{s, reset_deflate_each_message_};
 
     const std::size_t start = out.size();
     const auto* in = reinterpret_cast<const unsigned char*>(message.data());
@@ -346,7 +385,6 @@ bool PerMessageDeflate::compress(std::string_view message, std::string& out) {
         throw std::logic_error("deflate: sync flush did not end with an empty stored block");
     }
     out.resize(out.size() - 4);
-    if (reset_deflate_each_message_) deflateReset(&s);
     return true;
 }
 
@@ -379,7 +417,13 @@ InflateStatus PerMessageDeflate::decompress(std::string_view piece, bool final, 
     }
     message_out_ = 0;
     clean_ = true;
-    if (reset_inflate_each_message_) inflateReset(&s);
+    if (free_inflater_each_message_) {
+        inflateEnd(&s);  // nothing carries over: hold no memory until the next message
+        z_->inflater_ready = false;
+        z_->window.reset();
+    } else if (reset_inflate_each_message_) {
+        inflateReset(&s);
+    }
     return InflateStatus::Ok;
 }
 

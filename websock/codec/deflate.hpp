@@ -96,6 +96,15 @@ struct DeflateOptions {
     int compression_level = 6;
     /// zlib memLevel 1..9: the compressor's hash table size, 2^(mem_level+9) bytes.
     int mem_level = 8;
+    /// Server only: compress with one zlib stream per sending thread, shared by every
+    /// connection, instead of one per connection, and agree to server_no_context_takeover
+    /// (a shared stream starts each message afresh). With the client's no context takeover
+    /// (the peer's offer, or client_no_context_takeover above) the decompressor is also
+    /// freed after each message. An idle connection then holds no zlib state at all, where
+    /// one stream costs about 256 KiB (compressor) and 39 KiB (decompressor) of address
+    /// space; the price is the ratio on streams of similar small messages, which no longer
+    /// refer back to earlier ones. docs/benchmarks.md has the measurements.
+    bool shared_compressor = false;
 };
 
 /// The negotiated parameters, the same on both ends once the handshake is over.
@@ -228,6 +237,8 @@ private:
     int mem_level_;
     bool reset_deflate_each_message_;  // our side's no_context_takeover
     bool reset_inflate_each_message_;  // the peer's
+    bool shared_deflater_;             // compress with this thread's stream (shared_compressor)
+    bool free_inflater_each_message_;  // shared_compressor and the peer's no_context_takeover
     int deflate_window_bits_;          // ours (8 becomes 9, see DeflateOptions)
     int inflate_window_bits_;          // the peer's
 
