@@ -20,6 +20,7 @@ import {
     ensureArtifactsDir,
     launchBrowser,
     ms,
+    waitFor,
 } from './harness.mjs';
 import {
     Crowd,
@@ -209,7 +210,7 @@ describe('chat room in a browser', { timeout: ms(180000) }, () => {
         await rejoin.click();
         await gapLine(quinn.page, /^you left at .*, back at /).waitFor();
         for (const person of [ada, grace, linus, quinn]) await waitForUsers(person, ['ada', 'grace', 'linus', 'quinn']);
-        await notice(ada.page, 'quinn joined').last().waitFor();
+        await waitFor(async () => (await notice(ada.page, 'quinn joined').count()) === 2, { what: 'ada to see quinn join again' });
         assert.equal(await box.isDisabled(), false, 'the box takes typing again');
         assert.equal(await rejoin.count(), 0, 'Rejoin is gone once back');
         assert.equal(await messageLine(quinn.page, 'quinn', 'quinn was here').count(), 1, 'history is not shown twice');
