@@ -101,16 +101,22 @@
   }
 
   const keyOf = (ev) => JSON.stringify([ev.type, ev.time, ev.from, ev.text]);
+  const SHOWN_KEYS = 1000; // far more than the room's history (50): older keys are never needed
+
+  function remember(ev) {
+    shown.add(keyOf(ev));
+    if (shown.size > SHOWN_KEYS) shown.delete(shown.values().next().value);
+  }
 
   function showEvent(ev, catchup = false) {
     const history = catchup ? ' history' : '';
     switch (ev.type) {
       case 'message':
-        shown.add(keyOf(ev));
+        remember(ev);
         addWritten(`message${history}`, ev, [['author', ev.from], ['text', ev.text]]);
         break;
       case 'action':
-        shown.add(keyOf(ev));
+        remember(ev);
         addWritten(`action${history}`, ev, [['', `* ${ev.from} ${ev.text}`]]);
         break;
       case 'private':
