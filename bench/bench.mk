@@ -36,14 +36,17 @@ bench-build: $(BENCH_DEPS)
 # Always the release build: numbers from -O1 sanitizer builds would mean nothing.
 bench: deps
 	$(MAKE) BUILD=release bench-build
-	BIN_DIR=build/release/bin bench/run.sh
+	BIN_DIR=$(BUILD_ROOT)/release/bin bench/run.sh
 
 # Checks the loadgen itself against every echo server and a deliberately awkward one.
 bench-selftest: deps
 	$(MAKE) BUILD=release bench-build
-	BIN_DIR=build/release/bin bench/selftest.sh
+	BIN_DIR=$(BUILD_ROOT)/release/bin bench/selftest.sh
 
-$(BENCH_LOADGEN): $(OBJ_DIR)/bench/loadgen.o
+# The load generator, one file per job (bench/loadgen/loadgen.hpp lists them).
+BENCH_LOADGEN_OBJS := $(patsubst %.cpp,$(OBJ_DIR)/%.o,$(wildcard bench/loadgen/*.cpp))
+
+$(BENCH_LOADGEN): $(BENCH_LOADGEN_OBJS)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^
 
@@ -60,5 +63,5 @@ $(BENCH_NODE_STAMP): bench/package.json
 	cd bench && npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
--include $(OBJ_DIR)/bench/loadgen.d $(OBJ_DIR)/bench/websocketpp_echo.d $(OBJ_DIR)/bench/beast_echo.d
+-include $(BENCH_LOADGEN_OBJS:.o=.d) $(OBJ_DIR)/bench/websocketpp_echo.d $(OBJ_DIR)/bench/beast_echo.d
 include bench/fanout.mk
