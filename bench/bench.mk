@@ -13,18 +13,19 @@
 BENCH_LOADGEN := $(BIN_DIR)/loadgen
 BENCH_WSPP := $(BIN_DIR)/bench_websocketpp_echo
 BENCH_BEAST := $(BIN_DIR)/bench_beast_echo
+BENCH_TCP_ECHO := $(BIN_DIR)/bench_tcp_echo
 BENCH_NODE_STAMP := bench/node_modules/.installed
 BENCH_WEBSOCK_ECHO := $(BIN_DIR)/websock-echo
 
 # The peers are other people's code: built with their own flags, not our warning set.
 # WebSocket++ 0.8.2 does not compile as C++20 (template-ids as constructor names), so it is
 # built as C++17; Beast is built with the project's standard.
-BENCH_PEER_FLAGS := -O2 -DNDEBUG -pthread
+BENCH_PEER_FLAGS := -I. -O2 -DNDEBUG -pthread
 BENCH_PEER_LIBS := -lboost_system -pthread
 
 # websock-echo is built by examples/echo/example.mk. Until that fragment exists, `make bench`
 # still runs, and run.sh skips the websock row with a message.
-BENCH_DEPS := $(BENCH_LOADGEN) $(BENCH_WSPP) $(BENCH_BEAST) $(BENCH_NODE_STAMP)
+BENCH_DEPS := $(BENCH_LOADGEN) $(BENCH_WSPP) $(BENCH_BEAST) $(BENCH_TCP_ECHO) $(BENCH_NODE_STAMP)
 ifneq ($(filter $(BENCH_WEBSOCK_ECHO),$(EXAMPLE_BINS)),)
   BENCH_DEPS += $(BENCH_WEBSOCK_ECHO)
 endif
@@ -58,10 +59,16 @@ $(BENCH_BEAST): bench/peers/beast_echo.cpp
 	@mkdir -p $(@D) $(OBJ_DIR)/bench
 	$(CXX) $(CXXSTD) $(BENCH_PEER_FLAGS) -MMD -MP -MF $(OBJ_DIR)/bench/beast_echo.d -MT $@ -o $@ $< $(BENCH_PEER_LIBS)
 
+# The plain TCP echo (the ceiling): our own code, so the project's flags and warnings.
+$(BENCH_TCP_ECHO): $(OBJ_DIR)/bench/peers/tcp_echo.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $^
+
 # Node's ws for the Node peer: installed into bench/node_modules from bench/package.json.
 $(BENCH_NODE_STAMP): bench/package.json
 	cd bench && npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
--include $(BENCH_LOADGEN_OBJS:.o=.d) $(OBJ_DIR)/bench/websocketpp_echo.d $(OBJ_DIR)/bench/beast_echo.d
+-include $(BENCH_LOADGEN_OBJS:.o=.d) $(OBJ_DIR)/bench/websocketpp_echo.d $(OBJ_DIR)/bench/beast_echo.d \
+    $(OBJ_DIR)/bench/peers/tcp_echo.d
 include bench/fanout.mk

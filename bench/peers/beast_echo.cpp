@@ -2,21 +2,20 @@
 //
 // One io_context run by one thread, asynchronous accept/read/write, every message echoed
 // with its type (text stays text, binary stays binary). No permessage-deflate (Beast's
-// default). TCP_NODELAY on every socket, as the other servers do.
+// default). TCP_NODELAY on every socket, as the other servers do. Command line and the ready
+// line: peer_common.hpp.
 //
 // usage: bench_beast_echo [--host 127.0.0.1] [--port] PORT     (PORT 0 picks a free port)
 // Prints "listening on 127.0.0.1:PORT" once accepting; exits cleanly on SIGTERM/SIGINT.
+#include "bench/peers/peer_common.hpp"
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
-#include <string>
 
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
@@ -86,28 +85,17 @@ private:
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string host = "127.0.0.1";
-    int port = -1;
-    for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--host") == 0 && i + 1 < argc) host = argv[++i];
-        else if (std::strcmp(argv[i], "--port") == 0 && i + 1 < argc) port = std::atoi(argv[++i]);
-        else port = std::atoi(argv[i]);
-    }
-    if (port < 0 || port > 65535) {
-        std::fprintf(stderr, "usage: %s [--host 127.0.0.1] [--port] PORT\n", argv[0]);
-        return 1;
-    }
+    const bench_peer::Args args = bench_peer::parse_args(argc, argv);
     try {
         net::io_context ioc{1};
-        auto listener = std::make_shared<Listener>(ioc, tcp::endpoint(net::ip::make_address(host), static_cast<unsigned short>(port)));
+        auto listener = std::make_shared<Listener>(ioc, tcp::endpoint(net::ip::make_address(args.host), static_cast<unsigned short>(args.port)));
         listener->start();
         net::signal_set signals(ioc, SIGINT, SIGTERM);
         signals.async_wait([&](beast::error_code, int) {
             listener->stop();
             ioc.stop();
         });
-        std::printf("listening on %s:%u\n", host.c_str(), listener->port());
-        std::fflush(stdout);
+        bench_peer::announce_listening(args.host, listener->port());
         ioc.run();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "beast_echo: %s\n", e.what());

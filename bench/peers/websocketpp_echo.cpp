@@ -4,66 +4,22 @@
 //
 // One thread runs the io_service; logging is switched off (access and error channels
 // cleared); every message is echoed with its opcode. No permessage-deflate (not in this
-// config). TCP_NODELAY on every socket, as the other servers do.
+// config). TCP_NODELAY on every socket, as the other servers do (websocketpp_peer.hpp).
 //
 // usage: bench_websocketpp_echo [--host 127.0.0.1] [--port] PORT   (PORT 0 picks a free port)
 // Prints "listening on 127.0.0.1:PORT" once accepting; exits cleanly on SIGTERM/SIGINT.
-#include <websocketpp/config/asio_no_tls.hpp>
-#include <websocketpp/server.hpp>
-
-#include <boost/asio/signal_set.hpp>
-
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <string>
-
-using Server = websocketpp::server<websocketpp::config::asio>;
+#include "bench/peers/websocketpp_peer.hpp"
 
 int main(int argc, char** argv) {
-    std::string host = "127.0.0.1";
-    int port = -1;
-    for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--host") == 0 && i + 1 < argc) host = argv[++i];
-        else if (std::strcmp(argv[i], "--port") == 0 && i + 1 < argc) port = std::atoi(argv[++i]);
-        else port = std::atoi(argv[i]);
-    }
-    if (port < 0 || port > 65535) {
-        std::fprintf(stderr, "usage: %s [--host 127.0.0.1] [--port] PORT\n", argv[0]);
-        return 1;
-    }
+    const bench_peer::Args args = bench_peer::parse_args(argc, argv);
     try {
-        Server server;
-        server.clear_access_channels(websocketpp::log::alevel::all);
-        server.clear_error_channels(websocketpp::log::elevel::all);
-        server.init_asio();
-        server.set_reuse_addr(true);
-        server.set_listen_backlog(4096);
-        server.set_socket_init_handler([](websocketpp::connection_hdl, boost::asio::ip::tcp::socket& s) {
-            boost::system::error_code ec;
-            s.set_option(boost::asio::ip::tcp::no_delay(true), ec);
-        });
-        server.set_message_handler([&server](websocketpp::connection_hdl hdl, Server::message_ptr msg) {
+        bench_peer::WsppServer server;
+        bench_peer::configure(server);
+        server.set_message_handler([&server](websocketpp::connection_hdl hdl, bench_peer::WsppServer::message_ptr msg) {
             websocketpp::lib::error_code ec;
             server.send(hdl, msg->get_payload(), msg->get_opcode(), ec);  // ec: peer gone, nothing to do
         });
-
-        boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address(host), static_cast<unsigned short>(port));
-        server.listen(ep);
-        server.start_accept();
-        boost::system::error_code ec;
-        const auto local = server.get_local_endpoint(ec);
-        if (ec) throw std::runtime_error("get_local_endpoint: " + ec.message());
-
-        boost::asio::signal_set signals(server.get_io_service(), SIGINT, SIGTERM);
-        signals.async_wait([&server](const boost::system::error_code&, int) {
-            websocketpp::lib::error_code ignored;
-            server.stop_listening(ignored);
-            server.stop();
-        });
-        std::printf("listening on %s:%u\n", host.c_str(), local.port());
-        std::fflush(stdout);
-        server.run();
+        bench_peer::listen_and_run(server, args);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "websocketpp_echo: %s\n", e.what());
         return 1;
