@@ -108,12 +108,28 @@ TEST_CASE("chat room: messages and commands") {
         r.say(2, "/me waves");
         CHECK(r.of_type(1, "action").back()["text"] == "waves");
     }
-    SUBCASE("/quit asks for the connection to close; leaving is announced") {
+    SUBCASE("/quit leaves at once: announced before the connection has closed, and only once") {
         r.say(3, "/quit");
         CHECK(r.closed.count(3) == 1);
-        r.room.disconnect(3);
+        // the others' lists are right while the quitter's connection is still closing
+        REQUIRE(r.of_type(1, "left").size() == 1);
         CHECK(r.of_type(1, "left").back()["nick"] == "linus");
         CHECK(r.of_type(1, "users").back()["users"] == json::array({"ada", "grace"}));
+        // what the quitter sends meanwhile goes nowhere
+        r.say(3, "still here?");
+        CHECK(r.of_type(1, "message").empty());
+        r.room.disconnect(3);
+        CHECK(r.of_type(1, "left").size() == 1);
+    }
+    SUBCASE("the length limit counts characters, not bytes, and welcome tells it") {
+        std::string accents;
+        for (int i = 0; i < 2000; ++i) accents += "\u00e9";  // 2,000 characters, 4,000 bytes
+        r.say(1, accents);
+        CHECK(r.of_type(2, "message").back()["text"] == accents);
+        r.say(1, accents + "!");
+        CHECK(r.last(1)["code"] == "too-long");
+        r.join(4, "barbara");
+        CHECK(r.of_type(4, "welcome").back()["max_text_chars"] == 2000);
     }
     SUBCASE("bad input gets an error event, never a crash") {
         for (const char* raw : {"not json", "[]", "{}", R"({"type":5})", R"({"type":"say"})", R"({"type":"say","text":7})",
@@ -127,6 +143,10 @@ TEST_CASE("chat room: messages and commands") {
         CHECK(r.last(1)["code"] == "too-long");
         r.say(1, "/unknown");
         CHECK(r.last(1)["code"] == "unknown-command");
+        // it names the command it did not know, then lists the ones it does
+        const std::string text = r.last(1)["message"];
+        CHECK(text.find("unknown command /unknown") == 0);
+        CHECK(text.find("/msg") != std::string::npos);
         CHECK(r.of_type(2, "message").empty());
     }
 }
