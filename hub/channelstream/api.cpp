@@ -334,9 +334,9 @@ ApiOutcome Api::handle(const HttpRequest& request, const State& state, Micros no
                 return method_not_allowed("GET, POST, OPTIONS");
             case Route::SignOut: {
                 if (method != "GET" && method != "POST") return method_not_allowed("GET, POST, OPTIONS");
-                ApiOutcome outcome = redirect(config_.url_prefix + "/admin/sign_in");
-                outcome.response.header("Set-Cookie", set_cookie_header(kAdminCookieName, "", admin_cookie(request, std::chrono::seconds{0})));
-                return outcome;
+                ApiOutcome signed_out = redirect(config_.url_prefix + "/admin/sign_in");
+                signed_out.response.header("Set-Cookie", set_cookie_header(kAdminCookieName, "", admin_cookie(request, std::chrono::seconds{0})));
+                return signed_out;
             }
             case Route::Admin:
             case Route::AdminJson: {
