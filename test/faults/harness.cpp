@@ -23,6 +23,7 @@ ServerUnderTest::ServerUnderTest(const Setup& setup, std::shared_ptr<FaultPlan> 
     const TlsFiles* tls = setup.tls;
     websock::ServerOptions options;
     options.engine = setup.engine;
+    options.event_loops = setup.event_loops;
     options.port = 0;
     options.handshake_timeout = std::chrono::milliseconds(2000);
     options.close_timeout = std::chrono::milliseconds(300);

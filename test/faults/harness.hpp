@@ -27,6 +27,7 @@ struct TlsFiles {
 
 struct Setup {
     websock::Engine engine = websock::Engine::ThreadPerClient;
+    std::size_t event_loops = 1;    ///< EventLoop: how many (ServerOptions::event_loops)
     const TlsFiles* tls = nullptr;  ///< wss when set
     bool async_http = false;        ///< plain HTTP through on_http_request_async (else on_http_request)
     std::function<int(int)> accept_hook;  ///< replaces accept4() (see ServerCore::accept_hook)

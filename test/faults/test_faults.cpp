@@ -1,6 +1,6 @@
 // Fault injection at every I/O call (issue 10): each scenario runs once to count the I/O
 // calls of its connections, then once more for every call N and every failure that call
-// can return, on both engines. Every run must end with no crash and no leak (ASan/UBSan
+// can return, on both engines (the event loop with one loop and with two). Every run must end with no crash and no leak (ASan/UBSan
 // and LeakSanitizer in the asan build), on_connection_close exactly once for each opened
 // connection, the server still serving a new client, serve_forever() returning on stop(),
 // and as many open descriptors as before.
@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <string>
+#include <vector>
 #include <unistd.h>
 
 #include "test/faults/scenarios.hpp"
@@ -17,8 +19,21 @@
 namespace faults {
 namespace {
 
-std::string engine_name(websock::Engine engine) {
-    return engine == websock::Engine::EventLoop ? "event loop" : "thread per client";
+/// An engine and its shape: each scenario runs on every one of these.
+struct EngineSetup {
+    websock::Engine engine;
+    std::size_t event_loops;
+    std::string name;
+};
+
+const std::vector<EngineSetup>& engines() {
+    static const std::vector<EngineSetup> all = {
+        {websock::Engine::ThreadPerClient, 1, "thread per client"},
+        {websock::Engine::EventLoop, 1, "event loop"},
+        // loop 0 accepts, so a scenario's connections run on loop 1 and loop 0 in turn
+        {websock::Engine::EventLoop, 2, "event loops (2)"},
+    };
+    return all;
 }
 
 struct RunResult {
@@ -28,12 +43,12 @@ struct RunResult {
 };
 
 /// One run of `scenario` under `plan`; checks everything a run must leave behind.
-RunResult run_once(const Scenario& scenario, websock::Engine engine, const TlsFiles& tls,
+RunResult run_once(const Scenario& scenario, const EngineSetup& engine, const TlsFiles& tls,
                    const std::shared_ptr<FaultPlan>& plan) {
     RunResult result;
     const std::size_t descriptors_before = open_descriptors();
     {
-        ServerUnderTest server({engine, scenario.tls ? &tls : nullptr, scenario.async_http}, plan);
+        ServerUnderTest server({engine.engine, engine.event_loops, scenario.tls ? &tls : nullptr, scenario.async_http}, plan);
         result.completed = scenario.run(server);
         // The single fault may land in this check when the scenario made fewer calls than
         // in the counting run: a second new client then must get through.
@@ -41,7 +56,7 @@ RunResult run_once(const Scenario& scenario, websock::Engine engine, const TlsFi
             result.problems += "a new client was not served afterwards; ";
         if (!server.stop_and_join()) {
             std::fprintf(stderr, "fault suite: %s on the %s engine, %s: serve_forever() did not return after stop()\n",
-                         scenario.name.c_str(), engine_name(engine).c_str(), plan->injected_description().c_str());
+                         scenario.name.c_str(), engine.name.c_str(), plan->injected_description().c_str());
             std::abort();  // a hung server cannot be joined; better a loud end than a hung CI
         }
         if (!server.wait_all_closed()) result.problems += "on_connection_close missing after serve_forever returned; ";
@@ -70,9 +85,9 @@ struct TlsFixture {
     ~TlsFixture() { std::filesystem::remove_all(directory); }
 };
 
-void fail_every_call(const Scenario& scenario, websock::Engine engine, const TlsFiles& tls) {
+void fail_every_call(const Scenario& scenario, const EngineSetup& engine, const TlsFiles& tls) {
     CAPTURE(scenario.name);
-    const std::string engine_label = engine_name(engine);
+    const std::string engine_label = engine.name;
     CAPTURE(engine_label);
     // The counting run: no fault, so the scenario must go through completely.
     auto counting = std::make_shared<FaultPlan>();
@@ -92,7 +107,7 @@ void fail_every_call(const Scenario& scenario, websock::Engine engine, const Tls
             CHECK_MESSAGE(result.problems.empty(), result.problems);
         }
     }
-    MESSAGE(scenario.name << " (" << engine_name(engine) << "): " << log.size() << " I/O calls, " << runs
+    MESSAGE(scenario.name << " (" << engine.name << "): " << log.size() << " I/O calls, " << runs
                           << " runs with a fault");
 }
 
@@ -101,8 +116,8 @@ void fail_every_call(const Scenario& scenario, websock::Engine engine, const Tls
 TEST_CASE("faults: every scenario survives a failure at each of its I/O calls, in each way, on both engines") {
     TlsFixture tls;
     // Warm up lazily opened descriptors (OpenSSL, the loader) before any run counts them.
-    (void)run_once(all_scenarios()[3], websock::Engine::ThreadPerClient, tls.files, std::make_shared<FaultPlan>());
-    for (const auto engine : {websock::Engine::ThreadPerClient, websock::Engine::EventLoop})
+    (void)run_once(all_scenarios()[3], engines()[0], tls.files, std::make_shared<FaultPlan>());
+    for (const auto& engine : engines())
         for (const auto& scenario : all_scenarios()) fail_every_call(scenario, engine, tls.files);
 }
 
