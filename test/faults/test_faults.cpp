@@ -1,7 +1,8 @@
 // Fault injection at every I/O call (issue 10): each scenario runs once to count the I/O
 // calls of its connections, then once more for every call N and every failure that call
-// can return, on both engines (the event loop with one loop and with two). Every run must end with no crash and no leak (ASan/UBSan
-// and LeakSanitizer in the asan build), on_connection_close exactly once for each opened
+// can return, on both engines (the event loop with one loop and with two). Every run must
+// end with no crash and no leak (ASan/UBSan and LeakSanitizer in the asan build),
+// on_connection_close exactly once for each opened
 // connection, the server still serving a new client, serve_forever() returning on stop(),
 // and as many open descriptors as before.
 #include <doctest/doctest.h>
