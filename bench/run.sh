@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# bench/run.sh — websock against WebSocket++, Boost.Beast and Node's ws, in one run.
+# bench/run.sh — websock's engines against WebSocket++, Boost.Beast, Node's ws and a plain
+# TCP echo (the ceiling: bench/peers/tcp_echo.cpp, driven with loadgen --raw, the same payload
+# bytes without framing), in one run. Every table shows each server's ratio to the TCP echo.
 #
 # Run it through `make bench` (which builds everything first). For every measurement a fresh
 # server is started pinned to CPU 0 (taskset) and bench/loadgen runs pinned to CPU 1:
@@ -7,9 +9,14 @@
 #   throughput  100 connections x 8 messages in flight, 32-byte text messages: echoed msg/s,
 #               and server CPU time (utime+stime from /proc/PID/stat, sampled by the loadgen at
 #               the edges of the measured window, warm-up excluded) / messages echoed
+#   big         8 connections x 2 in flight, 64 KiB binary messages: MB/s of payload echoed
+#               (one direction) and server CPU per message
+#   one         100 connections x 1 in flight, 32 bytes: server CPU per message when every
+#               message costs the server a wake-up
 #   latency     20,000 msg/s in total over 100 connections, 32 bytes: p50 / p99 in us, measured
 #               from each message's scheduled send time (no coordinated omission)
-#   idle        1000 connections opened, one echo each, then held: the server's VmRSS
+#   idle        10,000 connections opened, one echo each, then held: the server's VmRSS and
+#               descriptors per connection, and the machine's Slab and KernelStack deltas
 #
 # Each measurement is repeated BENCH_RUNS times; the servers are interleaved (their order
 # rotates every round) so that slow drifts of a shared machine hit all of them alike. The
@@ -24,17 +31,21 @@
 #   BENCH_QUICK=1       short windows (1 s warm-up + 2 s measured) for a quick look
 #   BENCH_WARMUP        warm-up seconds (default 2; quick 1)
 #   BENCH_DURATION      measured seconds per run (default 8, at most 10; quick 2)
-#   BENCH_SERVERS       subset and order, e.g. "websock beast" (default: the four below);
-#                       "websock-event" adds websock-echo --engine event (one epoll loop),
-#                       "websock-spin" the same with --busy-poll-us 200 (trades a core for latency)
-#   BENCH_KINDS         which measurements, default "throughput latency idle"
+#   BENCH_SERVERS       subset and order, e.g. "tcp-echo websock beast" (default: tcp-echo,
+#                       websock (thread per client), websock-event (one epoll loop),
+#                       websock-event2 (--event-loops 2), websocketpp, beast, node-ws);
+#                       "websock-spin" is websock-event with --busy-poll-us 200
+#   BENCH_KINDS         which measurements, default "throughput big one latency idle"
 #   BENCH_LOADGEN_SPIN=1  the load generator polls without sleeping, so that its own
 #                       wake-ups (tens of µs on a VM) stay out of every server's latency
 #   BENCH_CONNECTIONS   connections for throughput and latency (default 100)
 #   BENCH_INFLIGHT      messages in flight per connection (default 8)
 #   BENCH_SIZE          message size in bytes (default 32, at least 24)
 #   BENCH_RATE          total rate for the latency runs (default 20000)
-#   BENCH_IDLE_CONNECTIONS  connections for the idle RSS runs (default 1000)
+#   BENCH_BIG_SIZE      message size of the "big" runs (default 65536), BENCH_BIG_CONNECTIONS
+#                       (8) and BENCH_BIG_INFLIGHT (2)
+#   BENCH_IDLE_CONNECTIONS  connections for the idle runs (default 10000; the loadgen and the
+#                       server each need one descriptor per connection, under `ulimit -Hn`)
 #   BENCH_OUT           folder for raw results (default build/bench)
 #   BENCH_QUIET_WAIT    before each measurement, wait up to this many seconds for the machine
 #                       to be quiet (other processes under 10% of it); default 20, 0 = don't
@@ -67,8 +78,16 @@ CONNS=${BENCH_CONNECTIONS:-100}
 INFLIGHT=${BENCH_INFLIGHT:-8}
 SIZE=${BENCH_SIZE:-32}
 RATE=${BENCH_RATE:-20000}
-IDLE_CONNS=${BENCH_IDLE_CONNECTIONS:-1000}
-SERVERS=${BENCH_SERVERS:-"websock websocketpp beast node-ws"}
+BIG_SIZE=${BENCH_BIG_SIZE:-65536}
+BIG_CONNS=${BENCH_BIG_CONNECTIONS:-8}
+BIG_INFLIGHT=${BENCH_BIG_INFLIGHT:-2}
+IDLE_CONNS=${BENCH_IDLE_CONNECTIONS:-10000}
+IDLE_CONNECT_TIMEOUT=30  # 10,000 handshakes against a server confined to one core
+KINDS=${BENCH_KINDS:-"throughput big one latency idle"}
+for k in $KINDS; do
+    case "$k" in throughput|big|one|latency|idle) ;; *) echo "run.sh: unknown BENCH_KINDS entry '$k'" >&2; exit 1;; esac
+done
+SERVERS=${BENCH_SERVERS:-"tcp-echo websock websock-event websock-event2 websocketpp beast node-ws"}
 OUT_DIR=${BENCH_OUT:-build/bench}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-20}
 ATTEMPTS=${BENCH_ATTEMPTS:-2}
@@ -95,8 +114,13 @@ if [ "$(nproc)" -lt 2 ]; then
     echo "run.sh: needs 2 CPUs (server on CPU 0, loadgen on CPU 1); nproc=$(nproc)" >&2
     exit 1
 fi
-# 1000 idle connections need more than the usual 1024 descriptors in every server.
+# 10,000 idle connections need more than the usual 1024 descriptors, in every server and in
+# the loadgen: the soft limit goes up to the hard one (which root cannot raise in a container).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [[ " $KINDS " == *" idle "* ]] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 64)) ]; then
+    echo "run.sh: open-file limit $(ulimit -n) is too low for $IDLE_CONNS idle connections (BENCH_IDLE_CONNECTIONS)" >&2
+    exit 1
+fi
 
 mkdir -p "$OUT_DIR"
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -112,7 +136,7 @@ SNAP=$(mktemp -d "${TMPDIR:-/tmp}/websock-bench.XXXXXX")
 SPID=""
 trap 'if [ -n "$SPID" ]; then stop_server server; fi; rm -rf "$SNAP"' EXIT
 trap 'exit 130' INT TERM
-for b in loadgen websock-echo bench_websocketpp_echo bench_beast_echo; do
+for b in loadgen websock-echo bench_websocketpp_echo bench_beast_echo bench_tcp_echo; do
     if [ -x "$BIN_DIR/$b" ]; then cp -p "$BIN_DIR/$b" "$SNAP/$b"; fi
 done
 SRC_BIN_DIR=$BIN_DIR
@@ -127,7 +151,9 @@ fi
 server_cmd() {
     case "$1" in
         websock)     echo "$BIN_DIR/websock-echo --host 127.0.0.1 --port 0" ;;
+        tcp-echo)    echo "$BIN_DIR/bench_tcp_echo --host 127.0.0.1 --port 0" ;;
         websock-event) echo "$BIN_DIR/websock-echo --host 127.0.0.1 --port 0 --engine event" ;;
+        websock-event2) echo "$BIN_DIR/websock-echo --host 127.0.0.1 --port 0 --engine event --event-loops 2" ;;
         websock-spin) echo "$BIN_DIR/websock-echo --host 127.0.0.1 --port 0 --engine event --busy-poll-us 200" ;;
         websocketpp) echo "$BIN_DIR/bench_websocketpp_echo --host 127.0.0.1 --port 0" ;;
         beast)       echo "$BIN_DIR/bench_beast_echo --host 127.0.0.1 --port 0" ;;
@@ -139,9 +165,12 @@ server_cmd() {
 server_missing() {  # prints why a server cannot run, or nothing
     case "$1" in
         websock)     [ -x "$BIN_DIR/websock-echo" ] || echo "$SRC_BIN_DIR/websock-echo is not built (yet)" ;;
-        websock-event|websock-spin)
+        tcp-echo)    [ -x "$BIN_DIR/bench_tcp_echo" ] || echo "$SRC_BIN_DIR/bench_tcp_echo is not built" ;;
+        websock-event|websock-spin|websock-event2)
             if [ ! -x "$BIN_DIR/websock-echo" ]; then echo "$SRC_BIN_DIR/websock-echo is not built (yet)"
             elif ! grep -q -- '--engine' "$BIN_DIR/websock-echo"; then echo "this websock-echo has no --engine option"
+            elif [ "$1" = websock-event2 ] && ! grep -q -- '--event-loops' "$BIN_DIR/websock-echo"; then
+                echo "this websock-echo has no --event-loops option"
             fi ;;
         websocketpp) [ -x "$BIN_DIR/bench_websocketpp_echo" ] || echo "$SRC_BIN_DIR/bench_websocketpp_echo is not built" ;;
         beast)       [ -x "$BIN_DIR/bench_beast_echo" ] || echo "$SRC_BIN_DIR/bench_beast_echo is not built" ;;
@@ -149,7 +178,7 @@ server_missing() {  # prints why a server cannot run, or nothing
             if ! command -v node >/dev/null; then echo "node is not installed"
             elif [ ! -d bench/node_modules/ws ]; then echo "bench/node_modules/ws is missing (cd bench && npm install)"
             fi ;;
-        *) echo "unknown server '$1' (known: websock websocket-event websocketpp beast node-ws)" ;;
+        *) echo "unknown server '$1' (known: tcp-echo websock websock-event websock-event2 websock-spin websocketpp beast node-ws)" ;;
     esac
 }
 
@@ -244,16 +273,22 @@ measure() {  # server kind rep [attempt]
                           --warmup "$WARMUP" --duration "$DURATION") ;;
         latency)    args=(--mode latency --connections "$CONNS" --rate "$RATE" --size "$SIZE"
                           --warmup "$WARMUP" --duration "$DURATION") ;;
-        idle)       args=(--mode idle --connections "$IDLE_CONNS" --size "$SIZE" --warmup 0 --duration "$IDLE_HOLD") ;;
+        big)        args=(--mode throughput --connections "$BIG_CONNS" --inflight "$BIG_INFLIGHT" --size "$BIG_SIZE" --binary
+                          --warmup "$WARMUP" --duration "$DURATION") ;;
+        one)        args=(--mode throughput --connections "$CONNS" --inflight 1 --size "$SIZE"
+                          --warmup "$WARMUP" --duration "$DURATION") ;;
+        idle)       args=(--mode idle --connections "$IDLE_CONNS" --size "$SIZE" --warmup 0 --duration "$IDLE_HOLD"
+                          --connect-timeout "$IDLE_CONNECT_TIMEOUT") ;;
     esac
+    if [ "$s" = tcp-echo ]; then args+=(--raw); fi
     if [ "${BENCH_LOADGEN_SPIN:-0}" = 1 ] && [ "$kind" = latency ]; then args+=(--spin); fi
     wait_quiet
     if ! start_server "$s" "$log.server.log"; then
         FAILURES+=("$s $kind round $rep: the server did not start (see $log.server.log)")
         return 0
     fi
-    # Hard bound on the loadgen: connect (10) + warm-up + window + drain (3) + close (2) + slack.
-    limit=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN { printf "%d", w + d + 25 }')
+    # Hard bound on the loadgen: connect (10, idle 30) + warm-up + window + drain (3) + close (2) + slack.
+    limit=$(awk -v w="$WARMUP" -v d="$DURATION" -v c="$IDLE_CONNECT_TIMEOUT" 'BEGIN { printf "%d", w + d + c + 15 }')
     local out rc=0
     out=$(timeout --kill-after=5 "$limit" nice -n "$NICE" taskset -c "$LOADGEN_CPU" "$LOADGEN" --host 127.0.0.1 --port "$SPORT" \
             --server-pid "$SPID" --label "$s" "${args[@]}" 2>"$log.loadgen.err") || rc=$?
@@ -263,12 +298,12 @@ measure() {  # server kind rep [attempt]
     local json human
     json=$(printf '%s\n' "$out" | grep '^{' | head -1 || true)
     human=$(printf '%s\n' "$out" | grep -v '^{' | head -1 || true)
-    printf '%-12s %-10s round %d: %s\n' "$s" "$kind" "$rep" "${human:-no result}" >&2
+    printf '%-14s %-10s round %d: %s\n' "$s" "$kind" "$rep" "${human:-no result}" >&2
     if [ -z "$json" ]; then
         FAILURES+=("$s $kind round $rep: loadgen exit $rc, no result (see $log.loadgen.err)")
     else
-        printf '{"rep":%d,"attempt":%d,"server":"%s","exit":%d,"server_died":%s,"result":%s}\n' \
-            "$rep" "$attempt" "$s" "$rc" "$died" "$json" >>"$RAW"
+        printf '{"rep":%d,"attempt":%d,"server":"%s","kind":"%s","exit":%d,"server_died":%s,"result":%s}\n' \
+            "$rep" "$attempt" "$s" "$kind" "$rc" "$died" "$json" >>"$RAW"
     fi
     if [ "$rc" -ne 0 ] || [ -z "$json" ] || [ "$died" = true ]; then
         echo "run.sh: that run failed (loadgen exit $rc$([ "$died" = true ] && echo ', the server died'))" >&2
@@ -294,6 +329,8 @@ echo "bench: raw results in $RAW" >&2
         "$(date -u +%Y-%m-%d)" "$(nproc)" "$(json_str "$CPU_MODEL")" "$(json_str "$(uname -r)")" "$NICE" "$(json_str "$WEBSOCK_REV")"
     printf '"runs":%d,"warmup":%s,"duration":%s,"connections":%d,"inflight":%d,"size":%d,"rate":%s,' \
         "$RUNS" "$WARMUP" "$DURATION" "$CONNS" "$INFLIGHT" "$SIZE" "$RATE"
+    printf '"big_size":%d,"big_connections":%d,"big_inflight":%d,"kinds":%s,"server_cpu":%d,"loadgen_cpu":%d,' \
+        "$BIG_SIZE" "$BIG_CONNS" "$BIG_INFLIGHT" "$(json_str "$KINDS")" "$SERVER_CPU" "$LOADGEN_CPU"
     printf '"idle_connections":%d,"noisy_limit":%d,"servers":[' "$IDLE_CONNS" "$NOISY_LIMIT"
     sep=""; for s in $SERVERS; do printf '%s%s' "$sep" "$(json_str "$s")"; sep=","; done
     printf '],"skipped":{'
@@ -306,7 +343,7 @@ echo "bench: raw results in $RAW" >&2
 T_START=$(date +%s)
 n=${#ACTIVE[@]}
 for rep in $(seq 1 "$RUNS"); do
-    for kind in ${BENCH_KINDS:-throughput latency idle}; do
+    for kind in $KINDS; do
         for i in $(seq 0 $((n - 1))); do  # rotate the order each round
             measure "${ACTIVE[$(((i + rep - 1) % n))]}" "$kind" "$rep"
         done
