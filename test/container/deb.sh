@@ -110,10 +110,10 @@ for file in /usr/lib/$multiarch/libwebsock.so.$version /usr/lib/$multiarch/libwe
     /lib/systemd/system/websock-hub.service /etc/websock-hub/websock-hub.env; do
     [ -e "$ROOT$file" ] || die "$file is not installed"
 done
-in_root dpkg -S "/usr/lib/$multiarch/libwebsock.so.$version" | grep -q '^libwebsock0:' || die "the shared library is not in libwebsock0"
-in_root ldconfig -p | grep -q "libwebsock.so.$major " || die "ldconfig does not know libwebsock.so.$major"
+grep -q '^libwebsock0:' <<<"$(in_root dpkg -S "/usr/lib/$multiarch/libwebsock.so.$version")" || die "the shared library is not in libwebsock0"
+grep -q "libwebsock.so.$major " <<<"$(in_root ldconfig -p)" || die "ldconfig does not know libwebsock.so.$major"
 [ "$(stat -c %a "$ROOT/etc/websock-hub/websock-hub.env")" = 600 ] || die "websock-hub.env is not mode 0600"
-in_root dpkg-query -W -f='${Conffiles}' websock-hub | grep -q /etc/websock-hub/websock-hub.env ||
+grep -q /etc/websock-hub/websock-hub.env <<<"$(in_root dpkg-query -W -f='${Conffiles}' websock-hub)" ||
     die "websock-hub.env is not a conffile (an upgrade would overwrite the admin's settings)"
 [ -L "$ROOT/etc/systemd/system/multi-user.target.wants/websock-hub.service" ] || die "websock-hub.service is not enabled"
 unit=$ROOT/lib/systemd/system/websock-hub.service
@@ -132,7 +132,7 @@ phase_start consumer
 cp "$REPO/test/install/consumer.cpp" "$ROOT/tmp/consumer.cpp"
 in_root sh -c 'g++ -O1 -o /tmp/consumer /tmp/consumer.cpp $(pkg-config --cflags --libs websock)' >"$TMP/consumer.log" 2>&1 ||
     die "consumer.cpp does not build with g++ \$(pkg-config --cflags --libs websock)"
-in_root readelf -d /tmp/consumer | grep -q "NEEDED.*\[libwebsock.so.$major\]" ||
+grep -q "NEEDED.*\[libwebsock.so.$major\]" <<<"$(in_root readelf -d /tmp/consumer)" ||
     die "the consumer does not load libwebsock.so.$major"
 timeout 60 chroot "$ROOT" /tmp/consumer >>"$TMP/consumer.log" 2>&1 || die "the consumer failed (echo over loopback)"
 say "consumer.cpp built with pkg-config against the packages and ran"
@@ -147,7 +147,7 @@ PIDS+=("$REDIS_PID")
 PASSWORD=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 # The packaged config, as systemd would read it: VARIABLE=value lines, comments skipped.
 mapfile -t packaged < <(grep -E '^[A-Z_]+=' "$ROOT/etc/websock-hub/websock-hub.env")
-printf '%s\n' "${packaged[@]}" | grep -qx 'HUB_HOST=127.0.0.1' || die "the packaged config does not listen on loopback"
+grep -qx 'HUB_HOST=127.0.0.1' <<<"$(printf '%s\n' "${packaged[@]}")" || die "the packaged config does not listen on loopback"
 start_node() {  # start_node NAME PORT: websock-hub as nobody in the root; its pid in PIDS
     local name=$1 port=$2
     chroot --userspec=nobody:nogroup "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin "${packaged[@]}" \

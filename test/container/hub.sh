@@ -86,7 +86,7 @@ for image in "$IMAGE" "$REDIS_IMAGE"; do
     [ -n "$user" ] && [ "$user" != root ] && [ "$user" != 0 ] || die "$image runs as root"
     [ -n "$(podman image inspect "$image" --format '{{.HealthCheck}}' | grep -v '^<nil>$')" ] || die "$image has no HEALTHCHECK"
 done
-podman image inspect "$IMAGE" --format '{{.HealthCheck}}' | grep -q metrics || die "the hub's HEALTHCHECK does not ask /metrics"
+grep -q metrics <<<"$(podman image inspect "$IMAGE" --format '{{.HealthCheck}}')" || die "the hub's HEALTHCHECK does not ask /metrics"
 # The multi-stage build ships no compiler and no headers.
 if pm run --rm --network none "$IMAGE" bash -c 'command -v g++ || ls /usr/include/websock 2>/dev/null'; then
     die "the hub image carries a compiler or the build's headers"
@@ -133,9 +133,9 @@ while IFS=$'\t' read -r -u 3 -a fields; do
 done 3<<<"$services"
 [ "${CONTAINERS[*]}" = "$PREFIX-redis $PREFIX-hub-a $PREFIX-hub-b" ] ||
     die "$COMPOSE runs ${CONTAINERS[*]#"$PREFIX-"}, expected redis, hub-a, hub-b"
-podman logs "$PREFIX-hub-a" 2>&1 | grep -q "listening on 127.0.0.1:$HUB_A_PORT" || die "node A does not listen on 127.0.0.1:$HUB_A_PORT"
-podman logs "$PREFIX-hub-b" 2>&1 | grep -q "listening on 127.0.0.1:$HUB_B_PORT" || die "node B does not listen on 127.0.0.1:$HUB_B_PORT"
-if podman logs "$PREFIX-hub-a" 2>&1 | grep -qF "$HUB_PWD"; then die "node A logged the password"; fi
+grep -q "listening on 127.0.0.1:$HUB_A_PORT" <<<"$(podman logs "$PREFIX-hub-a" 2>&1)" || die "node A does not listen on 127.0.0.1:$HUB_A_PORT"
+grep -q "listening on 127.0.0.1:$HUB_B_PORT" <<<"$(podman logs "$PREFIX-hub-b" 2>&1)" || die "node B does not listen on 127.0.0.1:$HUB_B_PORT"
+if grep -qF "$HUB_PWD" <<<"$(podman logs "$PREFIX-hub-a" 2>&1; podman logs "$PREFIX-hub-b" 2>&1)"; then die "a node logged the password"; fi
 phase_end
 
 # ---- 4. publish to A, receive at B ----------------------------------------------------------
@@ -151,6 +151,6 @@ pm stop -t 10 "$PREFIX-hub-b" >/dev/null
 status=$(podman inspect "$PREFIX-hub-b" --format '{{.State.Status}} {{.State.ExitCode}}')
 [ "$status" = "exited 0" ] || die "after podman stop: $status (expected: exited 0)"
 [ $(( $(date +%s) - t0 )) -lt 10 ] || die "podman stop needed the kill timeout: SIGTERM was not handled"
-podman logs "$PREFIX-hub-b" 2>&1 | grep -q 'stopped' || die "node B did not log its orderly stop"
+grep -q 'stopped' <<<"$(podman logs "$PREFIX-hub-b" 2>&1)" || die "node B did not log its orderly stop"
 say "podman stop: node B exited 0 after SIGTERM"
 phase_end

@@ -80,7 +80,7 @@ phase_start image-build
 build_image examples/chat/Dockerfile "$IMAGE"
 [ "$(podman image inspect "$IMAGE" --format '{{.Config.StopSignal}}')" = SIGTERM ] || die "the image has no STOPSIGNAL SIGTERM"
 [ "$(podman image inspect "$IMAGE" --format '{{.Config.User}}')" != "" ] || die "the image runs as root"
-podman image inspect "$IMAGE" --format '{{.HealthCheck}}' | grep -q healthz || die "the image has no HEALTHCHECK"
+grep -q healthz <<<"$(podman image inspect "$IMAGE" --format '{{.HealthCheck}}')" || die "the image has no HEALTHCHECK"
 phase_end
 
 # ---- 3. run it ---------------------------------------------------------------------------
@@ -114,6 +114,6 @@ phase_start stop
 node "$HERE/stop-check.mjs" "$URL" --deadline-ms 8000 -- podman stop -t 10 "$NAME" || die "podman stop was not graceful"
 status=$(podman inspect "$NAME" --format '{{.State.Status}} {{.State.ExitCode}}')
 [ "$status" = "exited 0" ] || die "after podman stop: $status (expected: exited 0)"
-podman logs "$NAME" 2>&1 | grep -q 'websock-chat: stopped' || die "the server did not log its orderly stop"
+grep -q 'websock-chat: stopped' <<<"$(podman logs "$NAME" 2>&1)" || die "the server did not log its orderly stop"
 say "podman stop: close 1001 sent, exited 0"
 phase_end

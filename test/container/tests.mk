@@ -8,8 +8,9 @@
 #   make test-container          both; needs root, buildah, podman, debootstrap, runc (make deps)
 #
 # The first run makes the debian:bookworm-slim base image with debootstrap (about 3 minutes)
-# and builds the images (about 5 minutes each on 2 cores); later runs reuse the base image
-# and the cached layers (seconds, until websock/ or hub/ change). Set
+# and builds the images (2 to 7 minutes each on 2 shared cores; the hub image reuses the chat
+# image's first layer); later runs reuse the base image and the cached layers (seconds,
+# until websock/ or hub/ change). Set
 # WEBSOCK_SKIP_CONTAINER=1 to skip them. Release build only, like test-e2e: the sanitizer
 # builds re-run test-quick. The images build their own binaries from the sources; they do
 # not use build/.
@@ -17,7 +18,9 @@
 # The Debian packages (test-deb, deb.sh): `make deb` (debian/deb.mk), then the three packages
 # installed with apt-get into a fresh Debian 12 root (the base image above, exported; with
 # WEBSOCK_SKIP_CONTAINER=1 a debootstrapped directory), a program built there against them,
-# websock-hub run from them (two nodes through Redis), then purged. Needs root.
+# websock-hub run from them (two nodes through Redis), then purged. Needs root. make deb
+# builds from scratch every time (3 to 6 minutes on 2 shared cores, 2.5 minutes of CPU); the
+# test itself takes under a minute.
 #
 #   test/container/fresh-root.sh     (by hand, not in make test) the README's two commands
 #                                    in a fresh debootstrapped Debian 12 root
