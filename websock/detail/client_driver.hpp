@@ -67,6 +67,9 @@ public:
     void on_pong(std::string_view payload) override;
 
 private:
+    static constexpr int kReadsPerEvent = 16;  // then yield to other connections
+    static constexpr std::size_t kMaxPendingHttpBytes = 1 << 20;  // stop reading pipelined requests past this
+
     enum class Phase : std::uint8_t {
         TlsHandshake,  ///< wss: the TLS handshake, under the same deadline as the upgrade
         Handshake,  ///< reading HTTP requests; answering plain ones
