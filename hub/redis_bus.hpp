@@ -129,7 +129,7 @@ private:
         std::string topic;
         std::string payload;
     };
-    struct Link;  // one hiredis connection with its reconnect state (redis_bus.cpp)
+    struct Link;  // one hiredis connection with its reconnect state (redis_bus_detail.hpp)
 
     void writer_loop();
     void reader_loop();
