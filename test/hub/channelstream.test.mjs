@@ -4,149 +4,34 @@
 // presence, pm_users and exclude_users, edit/delete reaching clients and history, catch-up
 // after a reconnect, long polling and JSONP, the allow-list, the admin side, and two nodes
 // sharing presence and history through Redis. The aiows API keeps working beside it.
+//
+// This file: one hub, and the configuration; two nodes through Redis and a node that starts
+// late are in channelstream_nodes.test.mjs, the shared signers and clients in
+// channelstream_harness.mjs.
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { startHub, tempDir, request, openWs, closeWs, ms, waitFor, withTimeout, binPath, subscribe, nextMessage, publish, metrics } from './hub_helpers.mjs';
-import { startRedis } from './redis.mjs';
-
-const PYTHON = '/usr/bin/python3';
-const SECRET = 'cs-Secret-0123';
-const ADMIN = 'cs-Admin-Pw';
-
-// Short timings so that garbage collection, long polls and heartbeats show within a test.
-const FAST = {
-    CHANNELSTREAM_SECRET: SECRET,
-    CHANNELSTREAM_ADMIN_SECRET: ADMIN,
-    CHANNELSTREAM_GC_CONNS_AFTER: '2',
-    CHANNELSTREAM_WAKE_CONNECTIONS_AFTER: '1',
-    CHANNELSTREAM_HEARTBEAT_INTERVAL: '1',
-};
-
-// Everything here is installed by `make deps` (python3-itsdangerous, libinih, redis-server):
-// a missing piece fails the test rather than skipping it.
-
-// ---------------------------------------------------------------------------------------
-// signers
-
-const b64url = (buf) => buf.toString('base64').replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
-
-function intToBytes(n) {
-    const bytes = [];
-    for (let x = n; x > 0; x = Math.floor(x / 256)) bytes.unshift(x % 256);
-    return Buffer.from(bytes);
-}
-
-/** itsdangerous TimestampSigner(secret).sign(value), ported. */
-function jsSign(secret = SECRET, time = Math.floor(Date.now() / 1000), value = 'channelstream') {
-    const key = createHash('sha1').update('itsdangerous.Signer' + 'signer' + secret).digest();
-    const signed = `${value}.${b64url(intToBytes(time))}`;
-    return `${signed}.${b64url(createHmac('sha1', key).update(signed).digest())}`;
-}
-
-/** channelstream's bundled browser signer (signer.js): String.replace swaps only the first match. */
-function browserSign(secret = SECRET, time = Math.floor(Date.now() / 1000)) {
-    const strip = (s) => s.replace('=', '').replace('+', '-').replace('/', '_');
-    const key = createHash('sha1').update('itsdangerous.Signer' + 'signer' + secret).digest();
-    const value = 'channelstream.' + strip(intToBytes(time).toString('base64'));
-    return `${value}.${strip(createHmac('sha1', key).update(value).digest('base64'))}`;
-}
-
-/** Debian's python3-itsdangerous signs (an independent implementation). */
-function pySign(secret = SECRET, value = 'channelstream') {
-    const run = spawnSync(PYTHON, ['-c', 'import sys, itsdangerous; print(itsdangerous.TimestampSigner(sys.argv[1]).sign(sys.argv[2]).decode())', secret, value],
-        { encoding: 'utf8', timeout: 10000 });
-    assert.equal(run.status, 0, run.stderr);
-    return run.stdout.trim();
-}
-
-/** The stronger scheme: X-Channelstream-Signature: t=TIME,v2=hex HMAC-SHA256. */
-function strongSign(method, target, body, secret = SECRET, time = Math.floor(Date.now() / 1000)) {
-    const digest = createHash('sha256').update(body).digest('hex');
-    const mac = createHmac('sha256', secret).update(`v2\n${time}\n${method}\n${target}\n${digest}`).digest('hex');
-    return `t=${time},v2=${mac}`;
-}
-
-// ---------------------------------------------------------------------------------------
-// clients
-
-/** A signed server API call; resolves {status, json, headers, body}. */
-async function api(hub, target, body, { method = 'POST', sign = 'js', headers = {} } = {}) {
-    const h = { ...headers };
-    if (sign === 'js') h['X-Channelstream-Secret'] = jsSign();
-    else if (sign === 'py') h['X-Channelstream-Secret'] = pySign();
-    else if (typeof sign === 'string' && sign !== 'none') h['X-Channelstream-Secret'] = sign;
-    const text = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    if (text !== undefined) h['Content-Type'] = 'application/json';
-    const res = await request(hub, { method, path: target, headers: h, body: text });
-    let json;
-    try {
-        json = JSON.parse(res.body);
-    } catch {
-        json = undefined;
-    }
-    return { ...res, json };
-}
-
-async function connect(hub, username, channels = [], extra = {}) {
-    const res = await api(hub, '/connect', { username, channels, ...extra });
-    assert.equal(res.status, 200, `connect ${username}: ${res.body}`);
-    return res.json;
-}
-
-/** A WebSocket on /ws for a connection; its inbox collects channelstream's message objects. */
-async function listenWs(hub, connId) {
-    const ws = await openWs(hub.wsUrl(`/ws?conn_id=${connId}`));
-    ws.events = [];
-    ws.heartbeats = 0;
-    // openWs's inbox holds what came with the handshake (catch-up often does); take frames
-    // from there, then as they come.
-    const ingest = () => {
-        for (const { data } of ws.inbox.splice(0)) {
-            const list = JSON.parse(data.toString());
-            assert.ok(Array.isArray(list), 'every frame is a JSON list');
-            if (list.length === 0) ws.heartbeats += 1;
-            ws.events.push(...list);
-        }
-    };
-    ingest();
-    ws.on('message', ingest);
-    return ws;
-}
-
-/** Wait for (and take) the first event matching `match`, skipping the others before it. */
-async function nextEvent(ws, match = () => true, what = 'an event') {
-    const found = await waitFor(() => {
-        const at = ws.events.findIndex(match);
-        if (at < 0) return null;
-        const [event] = ws.events.splice(0, at + 1).slice(-1);
-        return { event };
-    }, { timeout: ms(5000), what });
-    return found.event;
-}
-
-const ofType = (type, extra = () => true) => (e) => e.type === type && extra(e);
-
-/** Prove that nothing matching `match` arrived: send a marker to `channel` and see it first. */
-async function expectNone(hub, ws, channel, match) {
-    const marker = `marker-${randomUUID()}`;
-    await api(hub, '/message', [{ user: 'system', channel, message: { marker } }]);
-    await nextEvent(ws, (e) => e.message && e.message.marker === marker, 'the marker');
-    assert.equal(ws.events.filter(match).length, 0);
-}
-
-/** Wait until a node started with --redis has the state (it answers 503 while syncing). */
-async function waitSynced(hub) {
-    let seen;
-    await waitFor(async () => { seen = await api(hub, '/info', { info: {} }); return seen.status === 200; }, { timeout: ms(20000), interval: 50, what: 'the node to sync' }).catch((e) => { throw new Error(`${e.message}: last answer ${seen?.status} ${seen?.body}\n${hub.stderrText()}`); });
-}
-
-// ---------------------------------------------------------------------------------------
+import { startHub, tempDir, request, closeWs, ms, waitFor, withTimeout, binPath, subscribe, nextMessage, publish, metrics } from './hub_helpers.mjs';
+import {
+    PYTHON,
+    SECRET,
+    ADMIN,
+    FAST,
+    jsSign,
+    browserSign,
+    strongSign,
+    api,
+    connect,
+    listenWs,
+    nextEvent,
+    ofType,
+    expectNone,
+} from './channelstream_harness.mjs';
 
 test('the signer port gives the known answer, and so does python3-itsdangerous', () => {
     assert.equal(jsSign('secret', 1600000000), 'channelstream.X14QAA.QLT3kgcJYg14C3PAy4wtyg5uGgI');
@@ -565,133 +450,5 @@ describe('channelstream configuration', () => {
         const run = spawnSync(binPath('websock-hub'), ['make-config'], { encoding: 'utf8' });
         assert.equal(run.status, 0);
         for (const key of ['secret', 'admin_secret', 'allow_posting_from', 'validate_requests', 'gc_conns_after']) assert.match(run.stdout, new RegExp(`^${key} = `, 'm'));
-    });
-});
-
-describe('channelstream on two nodes through Redis', () => {
-    let redis, a, b;
-    before(async () => {
-        redis = await startRedis();
-        a = await startHub(['--redis', redis.url], { env: FAST });
-        b = await startHub(['--redis', redis.url], { env: FAST });
-        await Promise.all([waitSynced(a), waitSynced(b)]);
-    });
-    after(async () => {
-        await a?.stop();
-        await b?.stop();
-        await redis?.stop();
-    });
-
-    test('presence, history and messages are shared; catch-up works on the other node', async () => {
-        await api(a, '/channel_config', { shared: { notify_presence: true, store_history: true } });
-        const alice = await connect(a, 'r-alice', ['shared']);
-        const wsAlice = await listenWs(b, alice.conn_id);  // connected through a, attached on b
-        try {
-            const bob = await connect(b, 'r-bob', ['shared']);
-            const joined = await nextEvent(wsAlice, ofType('presence'));
-            assert.equal(joined.user, 'r-bob');
-            const [sent] = (await api(a, '/message', [{ user: 'r-bob', channel: 'shared', message: { text: 'via a' } }])).json;
-            assert.equal((await nextEvent(wsAlice, ofType('message'))).uuid, sent.uuid);
-            const infoB = await api(b, '/info', { info: { channels: ['shared'] } });
-            assert.deepEqual(infoB.json.channels.shared.history.map((m) => m.uuid), [sent.uuid]);
-            assert.deepEqual(infoB.json.channels.shared.users, ['r-alice', 'r-bob']);
-
-            // bob attaches on a, drops, misses a message, comes back on b
-            let wsBob = await listenWs(a, bob.conn_id);
-            await closeWs(wsBob);
-            const [missed] = (await api(a, '/message', [{ user: 'r-alice', channel: 'shared', message: { text: 'missed' } }])).json;
-            wsBob = await listenWs(b, bob.conn_id);
-            // (bob's first socket may have closed before "via a" reached it: then that comes again first)
-            const caught = await nextEvent(wsBob, ofType('message', (e) => e.uuid === missed.uuid), 'the missed message');
-            assert.equal(caught.catchup, true);
-            await closeWs(wsBob);
-        } finally {
-            await closeWs(wsAlice);
-        }
-    });
-});
-
-describe('channelstream: a node that starts late, or restarts, gets the state from the others', () => {
-    // Connections stay long enough here for a joiner's sync (a few seconds) to see them.
-    const ENV = { ...FAST, CHANNELSTREAM_GC_CONNS_AFTER: '60' };
-    let redis, a, b, c;
-    before(async () => {
-        redis = await startRedis();
-        a = await startHub(['--redis', redis.url], { env: ENV });
-        // Nobody holds a state yet: the first node waits for an answer (3 s), so it is syncing now.
-        const early = await api(a, '/info', { info: {} });
-        assert.equal(early.status, 503, early.body);
-        assert.equal(early.headers['retry-after'], '1');
-        assert.match(early.json.request, /node is syncing/);
-        b = await startHub(['--redis', redis.url], { env: ENV });
-        await Promise.all([waitSynced(a), waitSynced(b)]);
-    });
-    after(async () => {
-        await a?.stop();
-        await b?.stop();
-        await c?.stop();
-        await redis?.stop();
-    });
-
-    /** The signed /info of every channel, once both nodes agree (operations may be in flight). */
-    async function sameInfo(x, y) {
-        let last;
-        await waitFor(async () => {
-            const [ix, iy] = await Promise.all([api(x, '/info', { info: {} }), api(y, '/info', { info: {} })]);
-            last = [ix, iy];
-            return ix.status === 200 && iy.status === 200 && JSON.stringify(ix.json) === JSON.stringify(iy.json);
-        }, { timeout: ms(10000), interval: 50, what: 'the same /info on both nodes' }).catch(() => {});
-        assert.equal(last[1].status, 200, last[1].body);
-        assert.deepEqual(last[1].json, last[0].json);
-        return last[0].json;
-    }
-
-    test('a late node, then the same node restarted, hold the state; catch-up and messages work across', async () => {
-        await api(a, '/channel_config', { late: { notify_presence: true, store_history: true, history_size: 20 } });
-        const alice = await connect(a, 'l-alice', ['late'], { fresh_user_state: { mood: 'calm' }, state_public_keys: ['mood'] });
-        const bob = await connect(b, 'l-bob', ['late']);
-        const wsAlice = await listenWs(a, alice.conn_id);
-        try {
-            const history = [];  // every message of the channel, in order
-            let missed = [];  // what bob has not seen
-            const say = async (node, user, text) => {
-                const [message] = (await api(node, '/message', [{ user, channel: 'late', message: { text } }])).json;
-                history.push(message.uuid);
-                return message.uuid;
-            };
-            for (let i = 0; i < 3; i += 1) missed.push(await say(a, 'l-alice', `before ${i}`));
-            // bob was never attached: everything so far waits for him (catch-up)
-
-            for (const round of ['late start', 'restart']) {
-                if (c) {
-                    await c.stop();
-                    // what comes while it is down reaches it through the others' state
-                    missed.push(await say(a, 'l-alice', 'while down'));
-                }
-                c = await startHub(['--redis', redis.url], { env: ENV });
-                await waitSynced(c);
-                const info = await sameInfo(a, c);
-                assert.deepEqual(info.channels.late.history.map((m) => m.uuid), history, round);
-                assert.deepEqual(info.channels.late.users, ['l-alice', 'l-bob'], round);
-                assert.deepEqual(info.users.find((u) => u.user === 'l-alice').state, { mood: 'calm' }, round);
-
-                // bob attaches on c to the connection made on b: he gets what he missed
-                const wsBob = await listenWs(c, bob.conn_id);
-                for (const uuid of missed) {
-                    const caught = await nextEvent(wsBob, ofType('message', (e) => e.uuid === uuid), `${round}: missed message ${uuid}`);
-                    assert.equal(caught.catchup, true);
-                }
-                // a message through c reaches alice on a (and bob on c, live)
-                const viaC = await say(c, 'l-bob', `via c, ${round}`);
-                assert.equal((await nextEvent(wsAlice, ofType('message', (e) => e.uuid === viaC), `${round}: the message via c`)).catchup, false);
-                assert.equal((await nextEvent(wsBob, ofType('message', (e) => e.uuid === viaC))).catchup, false);
-                missed = [];
-                await closeWs(wsBob);
-                await sameInfo(a, c);
-                await sameInfo(b, c);
-            }
-        } finally {
-            await closeWs(wsAlice);
-        }
     });
 });
