@@ -5,6 +5,8 @@
 #    mode, text and binary, at sizes on both sides of the 7-bit / 16-bit / 64-bit length
 #    boundaries: loadgen must exit 0, with no mismatch, sent == received and nothing left
 #    unanswered.
+#    And --raw against the plain TCP echo (bench_tcp_echo): the same checks without framing;
+#    against a WebSocket server --raw must fail (the server answers no raw echo).
 # 2. Against bench/selftest/faulty_echo.mjs: frames dribbled a few bytes per write, messages
 #    fragmented with a ping in between, many frames per read — all must pass; corrupted,
 #    dropped, retyped messages, a server-sent Close and a wrong Sec-WebSocket-Accept must fail.
@@ -27,7 +29,10 @@ cleanup() {
 trap cleanup EXIT
 
 start() {  # command... -> SPID, SPORT
-    "$@" >"$TMP/server.log" 2>&1 &
+    # Emptied here, not by the redirect below: that one runs in the child, possibly after the
+    # first read, which would then find the previous server's port.
+    : >"$TMP/server.log"
+    "$@" >>"$TMP/server.log" 2>&1 &
     SPID=$!
     for _ in $(seq 200); do
         SPORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$TMP/server.log" | head -1)
@@ -106,6 +111,31 @@ for s in websock websocketpp beast node-ws; do
     expect "$s idle 300 conns" ok --mode idle --connections 300 --warmup 0 --duration 0.5
     stop
 done
+
+# ---- 1b. raw mode against the plain TCP echo ------------------------------------------------
+if [ -x "$BIN_DIR/bench_tcp_echo" ]; then
+    start "$BIN_DIR/bench_tcp_echo" --port 0 && {
+        for size in 24 125 65536 1048576; do
+            inflight=8; [ "$size" -ge 65536 ] && inflight=2
+            expect "tcp-echo --raw throughput text $size B" ok --raw --mode throughput --connections 10 --inflight "$inflight" \
+                --size "$size" --warmup 0.2 --duration 0.8
+            expect "tcp-echo --raw throughput binary $size B" ok --raw --mode throughput --connections 10 --inflight "$inflight" \
+                --size "$size" --warmup 0.2 --duration 0.8 --binary
+        done
+        expect "tcp-echo --raw latency 5000 msg/s, 50 conns" ok --raw --mode latency --connections 50 --rate 5000 --warmup 0.2 --duration 1
+        expect "tcp-echo --raw idle 300 conns" ok --raw --mode idle --connections 300 --warmup 0 --duration 0.5
+        stop
+    } || FAIL=$((FAIL + 1))
+    if [ -x "$BIN_DIR/websock-echo" ]; then
+        start "$BIN_DIR/websock-echo" --host 127.0.0.1 --port 0 --quiet && {
+            expect "--raw against a WebSocket server is caught" fail --raw --mode throughput --connections 2 --inflight 2 \
+                --size 64 --warmup 0 --duration 0.5 --drain 1 --connect-timeout 2
+            stop
+        } || FAIL=$((FAIL + 1))
+    fi
+else
+    echo "skip  tcp-echo: $BIN_DIR/bench_tcp_echo not built"
+fi
 
 # ---- 2. the awkward server ------------------------------------------------------------------
 if command -v node >/dev/null; then
