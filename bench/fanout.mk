@@ -15,7 +15,7 @@ bench-fanout-build: $(BENCH_FANOUT) $(HUB_BIN) $(BENCH_WSPP_FANOUT) $(BENCH_NODE
 
 bench-fanout: deps
 	$(MAKE) BUILD=release bench-fanout-build
-	BIN_DIR=build/release/bin bench/fanout.sh
+	BIN_DIR=$(BUILD_ROOT)/release/bin bench/fanout.sh
 
 # A standalone client: libc, and OpenSSL's SHA-1/base64 for the handshake check.
 $(BENCH_FANOUT): $(OBJ_DIR)/bench/fanout.o
@@ -28,3 +28,13 @@ $(BENCH_WSPP_FANOUT): bench/peers/websocketpp_fanout.cpp
 	$(CXX) -std=c++17 $(BENCH_PEER_FLAGS) -MMD -MP -MF $(OBJ_DIR)/bench/websocketpp_fanout.d -MT $@ -o $@ $< $(BENCH_PEER_LIBS)
 
 -include $(OBJ_DIR)/bench/fanout.d $(OBJ_DIR)/bench/websocketpp_fanout.d
+
+# websock's own send_all peer: our code, so built like the examples (project flags, the library).
+BENCH_WEBSOCK_FANOUT := $(BIN_DIR)/bench_websock_fanout
+bench-fanout-build: $(BENCH_WEBSOCK_FANOUT)
+
+$(BENCH_WEBSOCK_FANOUT): $(OBJ_DIR)/bench/peers/websock_fanout.o $(LIB_STATIC)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+-include $(OBJ_DIR)/bench/peers/websock_fanout.d

@@ -7,13 +7,17 @@
 # bench/fanout (the client: subscribers and publisher, one epoll thread) pinned to CPU 1.
 #   websock-hub   publisher: POST /channel/bench/ (the aiows API), pipelined on one keep-alive
 #                 connection; subscribers: ws://.../channel/bench/
+#   websock-send-all  bench_websock_fanout: a WebSocket publisher on /pub, relayed by one
+#                 WebSocketServer::send_all per message (thread per client; -event: one epoll
+#                 loop; -event2: two loops)
 #   websocketpp   bench_websocketpp_fanout: a WebSocket publisher on /pub, relayed to every other client
 #   node-ws       bench/peers/ws_fanout.mjs: the same with ws
 # The publisher keeps at most FANOUT_WINDOW messages not yet delivered to every subscriber.
 #
 # Environment (all optional): BIN_DIR (build/release/bin), FANOUT_SUBSCRIBERS (1000),
 # FANOUT_SIZE (32), FANOUT_WARMUP (2), FANOUT_DURATION (5, at most 120), FANOUT_WINDOW (64),
-# FANOUT_RUNS (3), FANOUT_SERVERS ("websock-hub websocketpp node-ws"),
+# FANOUT_RUNS (3), FANOUT_SERVERS ("websock-hub websock-send-all websock-send-all-event
+# websock-send-all-event2 websocketpp node-ws"),
 # FANOUT_NICE (-10 as root, else 0). Bounded: every run has the client's own deadlines, and
 # the server is stopped after it.
 set -euo pipefail
@@ -26,15 +30,21 @@ WARMUP=${FANOUT_WARMUP:-2}
 DURATION=${FANOUT_DURATION:-5}
 WINDOW=${FANOUT_WINDOW:-64}
 RUNS=${FANOUT_RUNS:-3}
-SERVERS=${FANOUT_SERVERS:-"websock-hub websocketpp node-ws"}
+SERVERS=${FANOUT_SERVERS:-"websock-hub websock-send-all websock-send-all-event websock-send-all-event2 websocketpp node-ws"}
 if [ "$(id -u)" -eq 0 ]; then NICE=${FANOUT_NICE:--10}; else NICE=${FANOUT_NICE:-0}; fi
 command -v taskset >/dev/null || { echo "fanout.sh: taskset (util-linux) is required" >&2; exit 1; }
-OUT=build/bench/fanout-$(date +%Y%m%d-%H%M%S).jsonl
-mkdir -p build/bench
+OUT_DIR=${BENCH_OUT:-build/bench}
+OUT=$OUT_DIR/fanout-$(date +%Y%m%d-%H%M%S).jsonl
+mkdir -p "$OUT_DIR"
+# 1,000 subscribers and more: every descriptor the hard limit allows.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 server_cmd() {
     case "$1" in
         websock-hub) echo "$BIN_DIR/websock-hub --host 127.0.0.1 --port 0 --pwd bench-password" ;;
+        websock-send-all) echo "$BIN_DIR/bench_websock_fanout --host 127.0.0.1 --port 0 --engine threads" ;;
+        websock-send-all-event) echo "$BIN_DIR/bench_websock_fanout --host 127.0.0.1 --port 0 --engine event" ;;
+        websock-send-all-event2) echo "$BIN_DIR/bench_websock_fanout --host 127.0.0.1 --port 0 --engine event --event-loops 2" ;;
         websocketpp) echo "$BIN_DIR/bench_websocketpp_fanout --host 127.0.0.1 --port 0" ;;
         node-ws)     echo "node bench/peers/ws_fanout.mjs --host 127.0.0.1 --port 0" ;;
         *) echo "fanout.sh: unknown server $1" >&2; exit 1 ;;
@@ -50,6 +60,8 @@ client_args() {
 echo "fanout: $SUBS subscribers, $SIZE-byte messages, window $WINDOW, ${WARMUP} s warm-up + ${DURATION} s, $RUNS runs; results in $OUT"
 for run in $(seq 1 "$RUNS"); do
     for name in $SERVERS; do
+        bin=$(server_cmd "$name"); bin=${bin%% *}
+        if [ "$bin" != node ] && [ ! -x "$bin" ]; then echo "  $name run $run: skipped ($bin is not built)"; continue; fi
         log=$(mktemp)
         # shellcheck disable=SC2046
         nice -n "$NICE" taskset -c 0 $(server_cmd "$name") >"$log" 2>&1 &
