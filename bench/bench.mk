@@ -1,7 +1,8 @@
 # bench/bench.mk — the benchmark harness, included by the top-level Makefile.
 #
 #   make bench                      build the load generator and the peer echo servers, then
-#                                   run bench/run.sh (websock vs WebSocket++, Beast, Node ws)
+#                                   run bench/run.sh (websock's engines vs a plain TCP echo,
+#                                   the ceiling, and WebSocket++, Beast, Node ws)
 #   make bench BENCH_QUICK=1        the same, shorter (about 2 minutes instead of 5-8)
 #   make bench-build                build only
 #   make bench-selftest             check the loadgen (echo contents, counts, partial frames,
