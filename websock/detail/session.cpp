@@ -1,15 +1,128 @@
-// The thread-per-client engine: the body of one client thread. It pumps a single
-// ClientDriver with poll() on two descriptors, the socket and the client's eventfd.
+// The thread-per-client engine: the accept loop on the thread of serve_forever(), one thread
+// per connection and their bookkeeping, and the body of a client thread, which pumps a
+// single ClientDriver with poll() on two descriptors, the socket and the client's eventfd.
 #include <poll.h>
 
 #include <cerrno>
 #include <cstring>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
+#include "websock/codec/handshake.hpp"
 #include "websock/detail/client_driver.hpp"
 
 namespace websock::detail {
+
+void ServerCore::run_threaded() {
+    bool accept_paused = false;  // after EMFILE: retry on a timer rather than spin
+
+    while (!stopping.load()) {
+        pollfd fds[2] = {{waker.fd(), POLLIN, 0}, {listen_fd.get(), POLLIN, 0}};
+        // While reports are held back, wake once a second to tell their count.
+        const int idle_timeout = report_limiter.pending() ? 1000 : -1;
+        const int ready = ::poll(fds, accept_paused ? 1 : 2,
+                                 accept_paused ? static_cast<int>(kAcceptPause.count()) : idle_timeout);
+        if (ready < 0 && errno != EINTR) {
+            report(nullptr, ErrorKind::Io, fmt::format("poll: {}", std::strerror(errno)));
+            break;
+        }
+        if (fds[0].revents & POLLIN) waker.drain();
+        reap_finished();
+        report_suppressed();
+        if (stopping.load()) break;
+        if (!accept_paused && !(fds[1].revents & POLLIN)) continue;
+        accept_paused = false;
+        for (;;) {  // accept everything that is waiting
+            detail::Fd socket;
+            const auto status = accept_one(socket);
+            if (status == AcceptStatus::Answered) continue;
+            if (status == AcceptStatus::Pause) accept_paused = true;
+            if (status != AcceptStatus::Accepted) break;
+            try {
+                start_session(std::move(socket));
+            } catch (const std::exception& e) {  // out of memory: this connection only
+                report(nullptr, ErrorKind::Limit, fmt::format("cannot take a connection: {}", e.what()));
+            }
+        }
+    }
+
+    // Shutdown: no new connections; every client gets 1001; after the grace period the rest
+    // are cut; then every thread is joined.
+    listen_fd.reset();
+    if (!options.unix_socket_path.empty()) ::unlink(options.unix_socket_path.c_str());
+    std::vector<std::shared_ptr<Client>> everyone;
+    {
+        std::lock_guard lock(mutex);
+        for (const auto& [id, session] : sessions) everyone.push_back(session.client);
+    }
+    for (const auto& client : everyone) core(*client).request_close(CloseCode::GoingAway, "server shutting down");
+    for (const auto& client : everyone) core(*client).wake();  // also wakes handshaking ones
+    everyone.clear();
+    {
+        std::unique_lock lock(mutex);
+        const auto deadline = std::chrono::steady_clock::now() + options.shutdown_timeout;
+        sessions_changed.wait_until(lock, deadline, [&] { return sessions.size() == finished.size(); });
+        for (auto& [id, session] : sessions) {
+            auto& client_core = core(*session.client);
+            client_core.abort.store(true);
+            client_core.wake();
+        }
+        // A thread still inside a user callback cannot be cut short; wait for it.
+        sessions_changed.wait(lock, [&] { return sessions.size() == finished.size(); });
+    }
+    reap_finished();
+}
+
+void ServerCore::start_session(Fd socket) {
+    if (refuse_if_full(socket.get())) return;
+    auto client = new_client(socket.get());
+    if (!client) return;
+    const auto id = client->id();
+    std::lock_guard lock(mutex);
+    auto& session = sessions[id];
+    session.client = client;
+    try {
+        // The thread owns the socket once it runs; until then `socket` does, so a thread
+        // that cannot be started leaves nothing open.
+        session.thread = std::thread([this, client, fd = socket.get()]() mutable {
+            run_session(std::move(client), detail::Fd(fd));
+        });
+        socket.release();
+    } catch (const std::system_error& e) {
+        sessions.erase(id);
+        send_all_before(socket.get(), codec::make_handshake_error(503, "server out of threads"),
+                        std::chrono::steady_clock::now());
+        report(nullptr, ErrorKind::Limit, fmt::format("cannot start a client thread: {}", e.what()));
+    }
+}
+
+void ServerCore::session_finished(std::uint64_t id) {
+    {
+        std::lock_guard lock(mutex);
+        finished.push_back(id);
+    }
+    sessions_changed.notify_all();
+    waker.wake();
+}
+
+void ServerCore::reap_finished() {
+    std::vector<std::thread> done;
+    {
+        std::lock_guard lock(mutex);
+        for (const auto id : finished) {
+            auto it = sessions.find(id);
+            if (it == sessions.end()) continue;
+            done.push_back(std::move(it->second.thread));
+            sessions.erase(it);
+        }
+        finished.clear();
+    }
+    for (auto& thread : done)
+        if (thread.joinable()) thread.join();
+}
 
 void ServerCore::run_session(std::shared_ptr<Client> client, Fd socket) {
     const auto id = client->id();
