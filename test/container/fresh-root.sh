@@ -2,7 +2,8 @@
 # The README's two commands in a fresh Debian 12 root: debootstrap a minimal bookworm with
 # only git and make, clone this repository into it, and in a chroot run
 #   1. make run        wait until the chat room answers on 127.0.0.1:8467, then stop it
-#   2. make test's release suites: deps-test, check-node-engines, unit, integration, hub, e2e
+#   2. make test's release suites: deps-test, check-node-engines, unit, integration, hub, e2e,
+#      faults, client, the short soak, install (consumer builds) and docs
 #      (the container suite needs a booted system: podman does not run in a plain chroot;
 #      the sanitizer and fuzz builds are left out to keep this under an hour on 2 cores)
 # and say how many packages each step installed, and how long it took. Not part of
@@ -135,5 +136,10 @@ step test-unit 900 'make BUILD=release test-unit'
 step test-integration 1800 'make BUILD=release test-integration'
 step test-hub 1200 'make BUILD=release test-hub'
 step test-e2e 900 'make BUILD=release test-e2e'
+step test-faults 1200 'make BUILD=release test-faults'
+step test-client 900 'make BUILD=release test-client'
+step soak-short 900 'make BUILD=release soak-short'
+step test-install 900 'make BUILD=release test-install'
+step test-docs 300 'make BUILD=release test-docs'
 say "   installed size of every package: $(installed_mb) MB"
 [ -z "$FAILED" ] || die "failed:$FAILED (logs in $WORK)"
