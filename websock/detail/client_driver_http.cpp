@@ -32,6 +32,7 @@ void ClientDriver::read_handshake() {
                 handshake_input_.clear();
                 feed(reinterpret_cast<std::uint8_t*>(early.data()), early.size());
             }
+            std::string().swap(handshake_input_);  // an open connection keeps no request bytes
             return;
         }
     }
