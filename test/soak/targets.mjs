@@ -1,8 +1,8 @@
 // The servers under soak and what differs between them: how each starts, which good clients
 // it gets, and where its abusers connect.
 //
-// Descriptor budget: each connection costs the server two descriptors (its socket and its
-// eventfd waker), so a server gets 2 per good client, 2 per abuser of the largest ordinary
+// Descriptor budget: a connection costs the thread engine two descriptors (its socket and its
+// eventfd waker) and the event loop one; every server gets 2 per good client, 2 per abuser of the largest ordinary
 // wave, and BASE_FDS for its own (listening socket, epoll, wakers, stdio, Redis). A burst then
 // overruns that by far; the good clients still fit.
 
@@ -19,12 +19,13 @@ export function fdLimitFor(profile) {
     return BASE_FDS + 2 * profile.goodClients + 2 * profile.wave;
 }
 
-function echoTarget(engine) {
+function echoTarget(engine, loops = 1) {
+    const args = ['--engine', engine, ...(loops > 1 ? ['--event-loops', String(loops)] : [])];
     return {
-        name: `websock-echo --engine ${engine}`,
+        name: `websock-echo ${args.join(' ')}`,
         fdLimit: fdLimitFor,
         async start(profile) {
-            const server = await ServerUnderSoak.start('websock-echo', ['--engine', engine], { fdLimit: fdLimitFor(profile) });
+            const server = await ServerUnderSoak.start('websock-echo', args, { fdLimit: fdLimitFor(profile) });
             return { server, cleanup: async () => {} };
         },
         fleet: (server, profile) => new EchoFleet(server.url, profile.goodClients, { intervalMs: profile.echoIntervalMs }),
@@ -38,15 +39,16 @@ function echoTarget(engine) {
     };
 }
 
-function hubTarget({ redis }) {
+function hubTarget({ redis, loops = 1 }) {
+    const loopArgs = loops > 1 ? ['--event-loops', String(loops)] : [];
     return {
-        name: `websock-hub aiows + channelstream${redis ? ' --redis' : ''}`,
+        name: `websock-hub aiows + channelstream${redis ? ' --redis' : ''}${loops > 1 ? ` --event-loops ${loops}` : ''}`,
         fdLimit: fdLimitFor,
         async start(profile) {
             const redisServer = redis ? await startRedis() : null;
             let server;
             try {
-                server = await ServerUnderSoak.start('websock-hub', redisServer ? ['--redis', redisServer.url] : [], {
+                server = await ServerUnderSoak.start('websock-hub', [...(redisServer ? ['--redis', redisServer.url] : []), ...loopArgs], {
                     fdLimit: fdLimitFor(profile),
                     env: CHANNELSTREAM_ENV,
                 });
@@ -76,4 +78,13 @@ function hubTarget({ redis }) {
     };
 }
 
-export const TARGETS = [echoTarget('threads'), echoTarget('event'), hubTarget({ redis: false }), hubTarget({ redis: true })];
+// The event loop also with two loops: loop 0 hands connections to loop 1 while the abusers
+// come and go, and the hub's callbacks run on two threads at once.
+export const TARGETS = [
+    echoTarget('threads'),
+    echoTarget('event'),
+    echoTarget('event', 2),
+    hubTarget({ redis: false }),
+    hubTarget({ redis: false, loops: 2 }),
+    hubTarget({ redis: true }),
+];

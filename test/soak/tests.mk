@@ -1,5 +1,6 @@
-# The chaos soak (test/soak/soak.mjs): each server — websock-echo on both engines, websock-hub
-# (aiows + channelstream) without and with Redis — carries 500 good clients that check every
+# The chaos soak (test/soak/soak.mjs): each server — websock-echo on both engines (the event
+# loop with one loop and with two), websock-hub (aiows + channelstream) on one loop and on
+# two, and with Redis — carries 500 good clients that check every
 # byte while abusive clients reset, half-close, read nothing, crawl through handshakes, send
 # garbage and oversized frames, and burst past the server's lowered descriptor limit. It fails
 # when a server dies, a good client loses anything, the log grows without bound, or
