@@ -54,12 +54,11 @@ struct Timer {
 
 class EventLoop {
 public:
-    /// Loop 0 (`peers` not empty: every loop's inbox, its own first) accepts and hands
+    /// Loop 0 (given every loop's inbox with set_peers(), its own first) accepts and hands
     /// connections out; the others take theirs from `inbox`.
-    EventLoop(ServerCore& server, LoopInbox& inbox, std::vector<LoopInbox*> peers)
+    EventLoop(ServerCore& server, LoopInbox& inbox)
         : server_(server),
           inbox_(inbox),
-          peers_(std::move(peers)),
           read_buffer_(std::max<std::size_t>(server.options.read_buffer_bytes, 4096)),
           epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
         if (!epoll_.valid())
@@ -385,7 +384,7 @@ void ServerCore::run_event_loop() {
     // could start; one that cannot (no descriptor, no thread) is reported and left out.
     std::vector<std::unique_ptr<EventLoop>> loops;
     for (std::size_t i = 0; i < wanted; ++i) {
-        auto loop = std::make_unique<EventLoop>(*this, *loop_inboxes[i], std::vector<LoopInbox*>{});
+        auto loop = std::make_unique<EventLoop>(*this, *loop_inboxes[i]);
         if (!loop->valid()) {
             if (i == 0) return;  // reported; serve_forever() returns
             report(nullptr, ErrorKind::Limit, fmt::format("event loop {} cannot start; running {}", i, i));
