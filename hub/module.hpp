@@ -14,11 +14,16 @@
 namespace hub {
 
 class Metrics;
+class PayloadRules;
 
 /// What every module is handed when the Hub starts.
 struct ModuleContext {
     Bus* bus = nullptr;          ///< publish through this; never deliver around it
     Metrics* metrics = nullptr;  ///< shared counters (hub/metrics.hpp)
+    /// Per-channel payload rules (hub/payload_rules.hpp): every module checks each publish
+    /// against them once, before it goes on the bus, and refuses it with the rule it broke.
+    /// Never null once start() runs (no rules configured: everything passes).
+    const PayloadRules* payload_rules = nullptr;
 };
 
 class HubModule {
@@ -47,6 +52,15 @@ public:
     virtual void on_tick() {}
     /// The server is stopping: answer waiting requests (long polls) now.
     virtual void on_stop() {}
+
+    // --- zero-downtime restart (websock-hub --restart, SIGHUP) ---
+    /// The old process, after it stopped accepting connections and publishes: what the new
+    /// process needs to carry on (recent channel history, stream epochs), as bytes in this
+    /// module's own format. Empty: nothing to hand over.
+    virtual std::string export_handover() { return {}; }
+    /// The new process, after start() and before it accepts: what export_handover() of the
+    /// same module returned in the old process. Never called when there was nothing.
+    virtual void import_handover(std::string_view /*state*/) {}
 };
 
 }  // namespace hub
