@@ -6,11 +6,15 @@
 //   RedisBus  several nodes (hub/redis_bus.hpp): through a Redis stream, in one total order.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace hub {
 
@@ -23,6 +27,46 @@ struct BusStatus {
     std::uint64_t received = 0;    ///< messages this node took off it (its own included)
     std::uint64_t failed = 0;      ///< publishes refused (Redis down, timeout)
     std::string last_error;        ///< empty when healthy; never contains secrets
+};
+
+// ---- sequenced streams (issue 13: resumable channels) ----
+// A stream is a named history (the streams module uses one per channel). Each message
+// published with publish_sequenced() gets the stream's next offset (1, 2, 3, ...) in the very
+// order in which every node's handler sees it, and stays readable with read_history() while
+// the history's limits keep it. `epoch` names one unbroken history: it changes whenever the
+// history is lost (a hub without Redis starts afresh; Redis lost its data), so a position
+// from another epoch can never be taken for one of this epoch.
+
+/// Where a stream's history is cut (the oldest entries go first); set before start().
+struct HistoryLimits {
+    std::size_t max_entries = 10'000;            ///< per stream
+    std::size_t max_bytes = 16u << 20;           ///< per stream, payload bytes (LocalBus exact; Redis approximates by entries)
+    std::chrono::milliseconds max_age{600'000};  ///< entries older than this are gone
+};
+
+/// One message of a stream's history, as the handler and read_history() give it.
+struct SequencedMessage {
+    std::string stream;     ///< the stream's name (no NUL; at most 1024 bytes)
+    std::string epoch;      ///< the history it belongs to (printable ASCII, at most 64 bytes)
+    std::uint64_t offset = 0;
+    std::int64_t unix_ms = 0;  ///< when the bus took it
+    std::string payload;
+};
+
+/// The handler's payload for a sequenced publish is this encoding of the SequencedMessage
+/// (the topic is the one given to publish_sequenced); decode_sequenced() gives it back,
+/// nullopt when `bytes` is not one.
+std::string encode_sequenced(const SequencedMessage& message);
+std::optional<SequencedMessage> decode_sequenced(std::string_view bytes);
+
+/// What read_history() found.
+struct HistoryRead {
+    bool ok = false;        ///< false: the bus could not be asked (Redis down); see error
+    std::string error;
+    std::string epoch;      ///< the stream's current epoch ("" when the stream has never had a message)
+    std::uint64_t last_offset = 0;    ///< the stream's newest offset (0: none yet)
+    std::uint64_t oldest_offset = 0;  ///< the oldest still in history (0: history empty)
+    std::vector<SequencedMessage> messages;  ///< offsets after `after`, oldest first, at most max_messages
 };
 
 class Bus {
@@ -45,9 +89,37 @@ public:
     /// Stop delivering; no handler runs after this returns. Pending publishes get !ok.
     virtual void stop() = 0;
     virtual BusStatus status() const = 0;
+
+    // ---- sequenced streams (see above) ----
+    using SequencedDone = std::function<void(bool ok, std::string_view error, const SequencedMessage& accepted)>;
+    using HistoryDone = std::function<void(HistoryRead read)>;
+    /// Set where histories are cut. Before start().
+    virtual void set_history_limits(HistoryLimits /*limits*/) {}
+    /// Append `payload` to `stream`'s history with the next offset and deliver it to every
+    /// node's handler as (topic, encode_sequenced(...)), in one step: offsets of a stream
+    /// reach every handler in increasing order, without gaps except where history was lost
+    /// (then the epoch changes). `done` as for publish() (after this node's handler ran), with
+    /// the message as accepted (epoch, offset, time; payload empty to save a copy).
+    virtual void publish_sequenced(std::string /*topic*/, std::string /*stream*/, std::string /*payload*/,
+                                   SequencedDone done) {
+        if (done) done(false, "this bus keeps no stream history", SequencedMessage{});
+    }
+    /// The messages of `stream` after offset `after` that are still in history, oldest first,
+    /// at most `max_messages`, with the stream's epoch and bounds. Never blocks on the
+    /// network; `done` may run on any thread (at once, or on the bus's thread).
+    virtual void read_history(std::string /*stream*/, std::uint64_t /*after*/, std::size_t /*max_messages*/,
+                              HistoryDone done) {
+        if (done) done(HistoryRead{false, "this bus keeps no stream history", {}, 0, 0, {}});
+    }
+    /// Zero-downtime restart without Redis: every stream's history and epoch as bytes, for
+    /// import_histories() in the new process. Buses whose history lives elsewhere (Redis)
+    /// return "" and ignore the import.
+    virtual std::string export_histories() const { return {}; }
+    virtual void import_histories(std::string_view /*state*/) {}
 };
 
 /// One process, no Redis: publish() runs the handler at once, on the caller's thread.
+/// Histories live in this process's memory (hub/local_bus.cpp).
 class LocalBus final : public Bus {
 public:
     void start(Handler handler) override { handler_ = std::move(handler); }
