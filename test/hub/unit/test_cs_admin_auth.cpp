@@ -115,7 +115,7 @@ TEST_CASE("cs admin: the session cookie") {
         CHECK(AdminSessionSigner("server-secret", "admin", "pw").verify(value, kNow));
     }
     SUBCASE("malformed values") {
-        for (const std::string bad : {std::string(), std::string("."), std::string("123"), "." + value, "x" + value,
+        for (const std::string& bad : {std::string(), std::string("."), std::string("123"), "." + value, "x" + value,
                                       value + "0", value.substr(0, value.size() - 1), std::string("-1.") + std::string(64, 'a'),
                                       std::string(20, '9') + "." + std::string(64, 'a')})
             CHECK_MESSAGE(!signer.verify(bad, kNow), bad);
