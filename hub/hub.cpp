@@ -97,7 +97,7 @@ bool Hub::listen() {
     bus_->start([this](std::string_view topic, std::string_view payload) { handle_bus_message(topic, payload); });
     bus_started_ = true;
 
-    const ModuleContext context{bus_.get(), &metrics_};
+    const ModuleContext context{bus_.get(), &metrics_, &options_.payload_rules};
     for (auto& mounted : modules_) mounted.module->start(context);
 
     if (!server_->listen()) {

@@ -32,6 +32,7 @@
 #include "hub/bus.hpp"
 #include "hub/metrics.hpp"
 #include "hub/module.hpp"
+#include "hub/payload_rules.hpp"
 
 namespace prometheus {
 class Gauge;
@@ -52,6 +53,9 @@ struct HubOptions {
     std::string url_prefix;  ///< every endpoint (and /metrics) lives under it: "/api" -> /api/channel/x/
     std::string password;    ///< the publish password; empty: publishing is open (a warning is logged)
     std::string redis_url;   ///< redis://HOST:PORT: publish through Redis, so several nodes share channels
+    /// Per-channel payload rules, checked once per publish by every API (--channel-rule, the
+    /// INI file's [channel:PATTERN] sections); none: every payload passes.
+    PayloadRules payload_rules;
 
     // --- the server ---
     /// EventLoop: one epoll thread runs every connection, no context switch per delivery
