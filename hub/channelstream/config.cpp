@@ -194,6 +194,14 @@ int on_ini_entry(void* user, const char* section, const char* name, const char* 
         context->config->hub_settings.emplace_back(name, value);
         return 1;
     }
+    if (section_name.rfind("channel:", 0) == 0) {
+        // The pattern keeps its case: channel names are case-sensitive.
+        const std::string pattern = std::string(section).substr(8);
+        auto& sections = context->config->channel_sections;
+        if (sections.empty() || sections.back().pattern != pattern) sections.push_back({pattern, {}});
+        sections.back().settings.emplace_back(name, value);
+        return 1;
+    }
     if (section_name != "channelstream") return 1;
     const Key* key = find_key(name);
     if (key == nullptr) {

@@ -74,14 +74,21 @@ struct ChannelstreamConfig {
 
     /// The [hub] section, key/value as written, for the hub program's own settings.
     std::vector<std::pair<std::string, std::string>> hub_settings;
+    /// [channel:PATTERN] sections (the hub's payload rules, hub/payload_rules.hpp), in file
+    /// order, each with its key/value pairs as written.
+    struct ChannelSection {
+        std::string pattern;
+        std::vector<std::pair<std::string, std::string>> settings;
+    };
+    std::vector<ChannelSection> channel_sections;
 };
 
 /// Set one key (an INI key, also accepted with '-' for '_'). On failure returns the reason
 /// (unknown key, unusable value); the value is never echoed (it may be a secret).
 std::optional<std::string> set_config_value(ChannelstreamConfig& config, std::string_view key, std::string_view value);
 
-/// Apply an INI text: [channelstream] keys (unknown ones are an error), [hub] pairs kept,
-/// other sections ignored. Returns the first error ("line 4: ...").
+/// Apply an INI text: [channelstream] keys (unknown ones are an error), [hub] pairs and
+/// [channel:PATTERN] sections kept, other sections ignored. Returns the first error ("line 4: ...").
 std::optional<std::string> apply_ini_text(ChannelstreamConfig& config, std::string_view text);
 std::optional<std::string> apply_ini_file(ChannelstreamConfig& config, const std::string& path);
 

@@ -129,6 +129,19 @@ TEST_CASE("cs config: INI text") {
         CHECK(c.hub_settings[0].first == "redis");
         CHECK(c.hub_settings[0].second == "redis://127.0.0.1:6379");
     }
+    SUBCASE("[channel:PATTERN] sections are kept in file order, pattern case kept") {
+        const char* ini =
+            "[Channel:Chat.*]\ntypes = json\nrequired = user:string,\n    text:string\n"
+            "[channelstream]\nsecret = s\n[channel:news]\nmax_bytes = 10\n";
+        REQUIRE_FALSE(apply_ini_text(c, ini).has_value());
+        REQUIRE(c.channel_sections.size() == 2);
+        CHECK(c.channel_sections[0].pattern == "Chat.*");
+        REQUIRE(c.channel_sections[0].settings.size() == 3);  // a continued value comes twice
+        CHECK(c.channel_sections[0].settings[0] == std::pair<std::string, std::string>{"types", "json"});
+        CHECK(c.channel_sections[0].settings[2].second == "text:string");
+        CHECK(c.channel_sections[1].pattern == "news");
+        CHECK(c.channel_sections[1].settings[0].second == "10");
+    }
     SUBCASE("errors name the line and the key") {
         auto error = apply_ini_text(c, "[channelstream]\nsecret = s\nbogus = 1\n");
         REQUIRE(error.has_value());
