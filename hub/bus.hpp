@@ -9,7 +9,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -119,34 +121,64 @@ public:
 };
 
 /// One process, no Redis: publish() runs the handler at once, on the caller's thread.
-/// Histories live in this process's memory (hub/local_bus.cpp).
+/// Histories live in this process's memory (hub/local_bus.cpp):
+///  - one publish at a time (a mutex held while the handler runs), so the bus has one order
+///    and a stream's offsets reach the handler strictly increasing; `done` runs after the
+///    handler, outside the lock. The handler must not publish (it would deadlock).
+///  - a stream's epoch is made (random, 16 hex digits) when its first message comes; its
+///    offsets are 1, 2, 3, ... Each history is cut on every publish to the stream by all
+///    three limits (entries, payload bytes: exact; age: by the wall clock) and about once a
+///    second for every stream by age, always from the oldest end, so a history is a run of
+///    consecutive offsets (a message larger than max_bytes is delivered, and leaves the
+///    history empty). A stream whose messages all aged out keeps its epoch and offset.
+///  - read_history() answers at once, on the caller's thread, and may be called from the
+///    handler. It may already show a message whose handler (on another thread) is running.
+///  - export_histories() / import_histories(): every stream's epoch, last offset and
+///    retained messages, so that a new process goes on with the same epochs and offsets.
 class LocalBus final : public Bus {
 public:
-    void start(Handler handler) override { handler_ = std::move(handler); }
-    void publish(std::string topic, std::string payload, Done done) override {
-        {
-            std::lock_guard lock(mutex_);  // one message at a time: the bus has one order
-            if (handler_) handler_(topic, payload);
-            ++status_.published;
-            ++status_.received;
-        }
-        if (done) done(true, {});
-    }
-    void stop() override {
-        std::lock_guard lock(mutex_);
-        handler_ = nullptr;
-    }
-    BusStatus status() const override {
-        std::lock_guard lock(mutex_);
-        BusStatus status = status_;
-        status.kind = "local";
-        return status;
-    }
+    void start(Handler handler) override;
+    void publish(std::string topic, std::string payload, Done done) override;
+    void stop() override;
+    BusStatus status() const override;
+
+    void set_history_limits(HistoryLimits limits) override;
+    void publish_sequenced(std::string topic, std::string stream, std::string payload, SequencedDone done) override;
+    void read_history(std::string stream, std::uint64_t after, std::size_t max_messages, HistoryDone done) override;
+    /// Versioned binary with a checksum (format in hub/local_bus.cpp).
+    std::string export_histories() const override;
+    /// Takes the streams of an export that this bus does not have yet (call it before the
+    /// first sequenced publish); an export that is damaged or of another version is refused
+    /// whole and changes nothing.
+    void import_histories(std::string_view state) override;
+    /// import_histories() that says why it refused: "" when the state was taken.
+    std::string try_import_histories(std::string_view state);
 
 private:
-    mutable std::mutex mutex_;
+    struct Retained {
+        std::uint64_t offset = 0;
+        std::int64_t unix_ms = 0;
+        std::string payload;
+    };
+    struct StreamHistory {
+        std::string epoch;
+        std::uint64_t last_offset = 0;
+        std::deque<Retained> messages;
+        std::size_t bytes = 0;  ///< payload bytes of `messages`
+    };
+    void cut_locked(StreamHistory& history, std::int64_t now_ms) const;
+    void sweep_by_age_locked(std::int64_t now_ms);
+
+    mutable std::mutex mutex_;  ///< the bus's order: held while the handler runs
     Handler handler_;
     BusStatus status_;
+
+    /// Taken briefly inside mutex_ (never while the handler runs), so read_history() works
+    /// from inside the handler.
+    mutable std::mutex history_mutex_;
+    HistoryLimits limits_;
+    std::map<std::string, StreamHistory, std::less<>> streams_;
+    std::int64_t last_sweep_ms_ = 0;
 };
 
 }  // namespace hub
