@@ -58,6 +58,14 @@ struct ServerOptions {
     int backlog = 511;               ///< listen(2) queue, as nginx and Node use
     bool reuse_address = true;       ///< SO_REUSEADDR: restart without waiting out TIME_WAIT
     bool reuse_port = false;         ///< SO_REUSEPORT: several processes on one port
+    /// An already-listening socket (TCP or unix) to serve instead of binding host:port or
+    /// unix_socket_path: systemd socket activation (LISTEN_FDS), or the socket a predecessor
+    /// handed down in a zero-downtime restart (WebSocketServer::duplicate_listen_socket).
+    /// -1: bind as usual. The server owns it from listen() on (made non-blocking and
+    /// close-on-exec, closed when serving ends); host, port, backlog and the reuse options
+    /// are then unused, and unix_socket_path only names it (it is not unlinked at the end:
+    /// the socket file belongs to whoever made it).
+    int listen_fd = -1;
 
     TlsOptions tls;  ///< wss:// when a certificate is set; the TLS handshake shares handshake_timeout
 
@@ -112,7 +120,8 @@ struct ServerOptions {
     std::size_t max_error_reports_per_second = 50;
 
     // --- shutdown ---
-    Milliseconds shutdown_timeout{3000};  ///< stop(): time clients get to finish the close handshake
+    /// stop(): time clients get to finish the close handshake (the drain of a restart)
+    Milliseconds shutdown_timeout{3000};
     bool handle_signals = false;          ///< SIGINT/SIGTERM call stop() (opt-in: a library should
                                           ///< not take over a process's signals unasked)
 };

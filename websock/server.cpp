@@ -3,6 +3,7 @@
 #include "websock/server.hpp"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -142,11 +143,13 @@ bool HttpResponder::respond(HttpResponse response) {
         response.body.clear();
         response.header("Content-Length", std::to_string(length));
     }
-    std::string bytes = serialize_response(response, state_->keep_alive);
+    const bool closes = detail::response_closes(response);
+    std::string bytes = serialize_response(response, state_->keep_alive && !closes);
     {
         std::lock_guard lock(core.mutex);
         if (core.http_awaited != state_->request || core.http_answer) return false;
         core.http_answer = std::move(bytes);
+        core.http_answer_closes = closes;
     }
     core.notify_sent();
     return true;
@@ -266,7 +269,9 @@ std::string encode_message(std::string_view data, MessageType type) {
 
 // ---- WebSocketServer ----------------------------------------------------------------------------
 
-WebSocketServer::WebSocketServer(ServerOptions options) : core_(std::make_unique<ServerCore>(std::move(options))) {}
+WebSocketServer::WebSocketServer(ServerOptions options) : core_(std::make_unique<ServerCore>(std::move(options))) {
+    if (core_->options.listen_fd >= 0) core_->adopted_fd = detail::Fd(core_->options.listen_fd);
+}
 
 WebSocketServer::~WebSocketServer() {
     stop();
@@ -294,6 +299,11 @@ WebSocketServer& WebSocketServer::on_handshake(HandshakeHandler handler) { core_
 const ServerOptions& WebSocketServer::options() const noexcept { return core_->options; }
 std::uint16_t WebSocketServer::port() const noexcept { return core_->port.load(); }
 std::size_t WebSocketServer::client_count() const noexcept { return core_->open_count.load(); }
+
+std::size_t WebSocketServer::connection_count() const noexcept {
+    std::lock_guard lock(core_->mutex);
+    return core_->sessions.size() - std::min(core_->finished.size(), core_->sessions.size());
+}
 
 std::vector<std::shared_ptr<Client>> WebSocketServer::clients() const {
     std::vector<std::shared_ptr<Client>> snapshot;
@@ -353,6 +363,37 @@ private:
     struct sigaction old_term_ {};
 };
 
+// ServerOptions::listen_fd: check that it listens, make it ours (non-blocking, close-on-exec)
+// and read its port.
+detail::ListenResult adopt_listening_socket(detail::Fd fd) {
+    detail::ListenResult result;
+    int listening = 0;
+    socklen_t size = sizeof listening;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0) {
+        result.error = fmt::format("ServerOptions::listen_fd {}: {}", fd.get(), std::strerror(errno));
+        return result;
+    }
+    if (listening == 0) {
+        result.error = fmt::format("ServerOptions::listen_fd {} is a socket that does not listen", fd.get());
+        return result;
+    }
+    const int status_flags = ::fcntl(fd.get(), F_GETFL);
+    const int descriptor_flags = ::fcntl(fd.get(), F_GETFD);
+    if (status_flags < 0 || descriptor_flags < 0 || ::fcntl(fd.get(), F_SETFL, status_flags | O_NONBLOCK) != 0 ||
+        ::fcntl(fd.get(), F_SETFD, descriptor_flags | FD_CLOEXEC) != 0) {
+        result.error = fmt::format("ServerOptions::listen_fd {}: fcntl: {}", fd.get(), std::strerror(errno));
+        return result;
+    }
+    sockaddr_storage bound{};
+    socklen_t length = sizeof bound;
+    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
+        if (bound.ss_family == AF_INET) result.port = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+        if (bound.ss_family == AF_INET6) result.port = ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+    }
+    result.fd = std::move(fd);
+    return result;
+}
+
 }  // namespace
 
 bool WebSocketServer::listen() {
@@ -373,10 +414,17 @@ bool WebSocketServer::listen() {
             return false;
         }
     }
-    auto result = core.options.unix_socket_path.empty()
+    const bool adopting = core.options.listen_fd >= 0;
+    if (adopting && !core.adopted_fd.valid()) {  // taken by an earlier listen() that failed after it
+        core.report(nullptr, ErrorKind::Io, "ServerOptions::listen_fd was already used up by an earlier listen()");
+        return false;
+    }
+    auto result = adopting ? adopt_listening_socket(std::move(core.adopted_fd))
+                  : core.options.unix_socket_path.empty()
                       ? detail::listen_tcp(core.options.host, core.options.port, core.options.backlog,
                                            core.options.reuse_address, core.options.reuse_port)
                       : detail::listen_unix(core.options.unix_socket_path, core.options.backlog);
+    if (adopting) core.unlink_socket_path.store(false);  // the socket file is not ours
     if (!result.fd.valid()) {
         core.report(nullptr, ErrorKind::Io, result.error);
         return false;
@@ -394,6 +442,55 @@ bool WebSocketServer::listen() {
 void WebSocketServer::stop() noexcept {
     core_->stopping.store(true);
     core_->waker.wake();
+}
+
+void WebSocketServer::stop(CloseCode code, std::string_view reason) noexcept {
+    if (!core_->stopping.load()) {
+        try {
+            std::string text(reason.substr(0, codec::kMaxControlPayload - 2));
+            // Cut at a character boundary: a close reason must be valid UTF-8.
+            while (text.size() < reason.size() && !text.empty() && (static_cast<unsigned char>(reason[text.size()]) & 0xC0) == 0x80)
+                text.pop_back();
+            std::lock_guard lock(core_->mutex);
+            core_->stop_close_ = {code, std::move(text)};
+        } catch (...) {
+            // No memory for the reason: the default one goes out.
+        }
+    }
+    stop();
+}
+
+void WebSocketServer::pause_accepting() noexcept {
+    auto& control = core_->accept_control;
+    std::uint64_t value = control.load();
+    while ((value & 1) == 0 && !control.compare_exchange_weak(value, value + 1)) {
+    }
+    core_->waker.wake();
+}
+
+void WebSocketServer::resume_accepting() noexcept {
+    auto& control = core_->accept_control;
+    std::uint64_t value = control.load();
+    while ((value & 1) == 1 && !control.compare_exchange_weak(value, value + 1)) {
+    }
+    core_->waker.wake();
+}
+
+bool WebSocketServer::accepting_paused() const noexcept {
+    const std::uint64_t value = core_->accept_control.load();
+    if ((value & 1) == 0) return false;
+    // Not serving: nothing accepts, so the pause holds at once.
+    return core_->accept_paused_ack.load() == value || !core_->serving.load();
+}
+
+int WebSocketServer::duplicate_listen_socket() noexcept {
+    if (!core_->listen_fd.valid()) {
+        errno = EBADF;
+        return -1;
+    }
+    const int copy = ::fcntl(core_->listen_fd.get(), F_DUPFD_CLOEXEC, 3);
+    if (copy >= 0) core_->unlink_socket_path.store(false);
+    return copy;
 }
 
 bool WebSocketServer::serve_forever() {

@@ -7,7 +7,8 @@
 //
 // Threads: callbacks run on the client's own thread (on_server_destruct on the thread of
 // serve_forever()). Every public member below may be called from any thread, including from
-// inside any callback. Register callbacks before serve_forever().
+// inside any callback, unless its comment says otherwise (duplicate_listen_socket()).
+// Register callbacks before serve_forever().
 #pragma once
 
 #include <any>
@@ -155,12 +156,42 @@ public:
     /// shutdown_timeout, cut the rest. Safe from any thread and from signal-free contexts;
     /// returns at once (serve_forever() does the waiting).
     void stop() noexcept;
+    /// The same, closing every client with this code and reason instead of 1001 "server
+    /// shutting down": 1012 (ServiceRestart) with a hint to reconnect, for a restart. The
+    /// reason is cut to the 123 bytes a close frame holds. The first stop() decides the code.
+    /// Connections still in their HTTP phase are closed at once, as by stop().
+    void stop(CloseCode code, std::string_view reason) noexcept;
 
-    /// The bound port (useful with port 0), 0 before listen().
+    /// Stop accepting new connections while the clients already in carry on: connection
+    /// attempts wait in the listen backlog (they are not refused) until resume_accepting(),
+    /// or until another process that shares the socket accepts them. Takes effect on the
+    /// accepting thread's next turn (at once if the server is not serving yet): see
+    /// accepting_paused(). Any thread.
+    void pause_accepting() noexcept;
+    /// Accept again after pause_accepting(). Any thread.
+    void resume_accepting() noexcept;
+    /// True once the latest pause_accepting() holds: the accepting thread has let go of the
+    /// listener, and no connection is accepted from then until resume_accepting(). Poll it
+    /// (with a deadline) after pause_accepting(). Any thread.
+    bool accepting_paused() const noexcept;
+
+    /// A new descriptor for the listening socket (close-on-exec, owned by the caller), to
+    /// hand to another process (a successor in a zero-downtime restart takes it as its
+    /// ServerOptions::listen_fd). -1 with errno set when there is none (before listen(),
+    /// after serving ended). Call it between listen() and stop(), from any thread but not
+    /// concurrently with listen(). Once called, a unix socket's file is left in place when
+    /// this server stops (the other process serves it).
+    int duplicate_listen_socket() noexcept;
+
+    /// The bound port (useful with port 0; an adopted socket's port), 0 before listen() and
+    /// on a unix socket.
     std::uint16_t port() const noexcept;
     /// A snapshot of the open clients.
     std::vector<std::shared_ptr<Client>> clients() const;
     std::size_t client_count() const noexcept;  ///< the open clients, now
+    /// Every connection the server holds now: the open clients, and the connections still in
+    /// their HTTP phase (an upgrade or plain requests under way, idle keep-alive ones).
+    std::size_t connection_count() const noexcept;
     /// Send to every open client, optionally leaving one out. The frame is encoded once.
     /// Returns how many clients accepted it into their queue.
     std::size_t send_all(std::string_view data, MessageType type = MessageType::Text, const Client* except = nullptr);

@@ -279,11 +279,13 @@ void ClientDriver::feed(std::uint8_t* data, std::size_t size) {
 
 void ClientDriver::take_requests() {
     std::optional<std::pair<CloseCode, std::string>> request;
+    // Read before taking the client's lock: stop_close() takes the server's.
+    std::optional<std::pair<CloseCode, std::string>> stop_request;
+    if (server_.stopping.load() && !connection_.close_sent()) stop_request = server_.stop_close();
     {
         std::lock_guard lock(core_.mutex);
         request.swap(core_.close_request);
-        if (!request && server_.stopping.load() && !connection_.close_sent())
-            request.emplace(CloseCode::GoingAway, "server shutting down");
+        if (!request && stop_request) request = std::move(stop_request);
         if (request && connection_.state() == Connection::State::Open) core_.accepting = false;
     }
     if (request && connection_.state() == Connection::State::Open) connection_.close(request->first, request->second);

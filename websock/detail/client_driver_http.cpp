@@ -178,6 +178,7 @@ void ClientDriver::answer_http(HttpRequest& request, bool keep_alive) {
         response.body.clear();
         response.header("Content-Length", std::to_string(length));
     }
+    if (response_closes(response)) keep_alive = false;
     write_buffer_.append(serialize_response(response, keep_alive));
     next_request(keep_alive);
 }
@@ -185,15 +186,17 @@ void ClientDriver::answer_http(HttpRequest& request, bool keep_alive) {
 void ClientDriver::take_http_answer() {
     if (!awaiting_http_) return;
     std::optional<std::string> answer;
+    bool closes = false;
     {
         std::lock_guard lock(core_.mutex);
         if (!core_.http_answer) return;
         answer.swap(core_.http_answer);
         core_.http_awaited = 0;
+        closes = std::exchange(core_.http_answer_closes, false);
     }
     awaiting_http_ = false;
     write_buffer_.append(*answer);
-    next_request(http_keep_alive_);
+    next_request(http_keep_alive_ && !closes);
     parse_requests();  // pipelined requests that waited behind this one
     if (phase_ == Phase::Open && !handshake_input_.empty()) {
         // One of them was an upgrade, with frames right behind it.

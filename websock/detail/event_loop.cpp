@@ -70,7 +70,8 @@ public:
     void run() {
         const bool accepting = !peers_.empty();
         if (accepting) {
-            add(server_.listen_fd.get(), EPOLLIN, kListenTag);
+            user_paused_ = server_.accept_pause_requested();  // paused before serve_forever()
+            if (!user_paused_) add(server_.listen_fd.get(), EPOLLIN, kListenTag);
             add(server_.waker.fd(), EPOLLIN, kServerWakerTag);
         }
         add(inbox_.waker.fd(), EPOLLIN, kInboxTag);
@@ -95,6 +96,7 @@ public:
             }
             for (int i = 0; i < ready; ++i) dispatch(events[i]);
             flush_dirty();
+            if (accepting && !stop_started) follow_accept_control();
 
             const auto now = Clock::now();
             if (server_.stopping.load() && !stop_started) {
@@ -103,10 +105,12 @@ public:
                 stop_started = true;
                 stop_deadline = now + server_.options.shutdown_timeout;
                 if (accepting) {
-                    if (accept_paused_until_ == Clock::time_point{})
+                    // (closing it would not do: a listener handed to another process stays in epoll)
+                    if (accept_paused_until_ == Clock::time_point{} && !user_paused_)
                         ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, server_.listen_fd.get(), nullptr);
                     server_.listen_fd.reset();
-                    if (!server_.options.unix_socket_path.empty()) ::unlink(server_.options.unix_socket_path.c_str());
+                    if (!server_.options.unix_socket_path.empty() && server_.unlink_socket_path.load())
+                        ::unlink(server_.options.unix_socket_path.c_str());
                     // stop() and the signal handlers wake only the server's waker
                     for (std::size_t i = 1; i < peers_.size(); ++i) peers_[i]->waker.wake();
                 }
@@ -243,7 +247,19 @@ private:
     void resume_accepting(Clock::time_point now) {
         if (accept_paused_until_ == Clock::time_point{} || now < accept_paused_until_ || !server_.listen_fd.valid()) return;
         accept_paused_until_ = {};
-        add(server_.listen_fd.get(), EPOLLIN, kListenTag);
+        if (!user_paused_) add(server_.listen_fd.get(), EPOLLIN, kListenTag);
+    }
+
+    /// WebSocketServer::pause_accepting()/resume_accepting(): take the listener out of epoll
+    /// or put it back (after each batch, so a pause is acknowledged with no accept after it).
+    /// While an out-of-descriptors pause holds it out, resume_accepting(now) puts it back.
+    void follow_accept_control() {
+        const bool paused = server_.accept_pause_requested();
+        if (paused == user_paused_) return;
+        user_paused_ = paused;
+        if (accept_paused_until_ != Clock::time_point{}) return;
+        if (paused) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, server_.listen_fd.get(), nullptr);
+        else add(server_.listen_fd.get(), EPOLLIN, kListenTag);
     }
 
     void adopt(Fd socket) {
@@ -370,6 +386,7 @@ private:
     std::vector<ClientCore*> dirty_;
     Clock::time_point last_events_{};  // when epoll_wait last returned events (busy_poll)
     Clock::time_point accept_paused_until_{};  // the listener is out of epoll until then
+    bool user_paused_ = false;  // out of epoll for pause_accepting()
     std::vector<std::uint64_t> touched_;
     std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
 };

@@ -94,6 +94,7 @@ struct ClientCore {
     // connection from 1; 0 for none), and its serialised answer once a responder gave it.
     std::uint64_t http_awaited = 0;  // (guarded)
     std::optional<std::string> http_answer;  // (guarded)
+    bool http_answer_closes = false;  // that answer said "Connection: close": close after it (guarded)
 
     std::atomic<std::size_t> writing_bytes{0};  // taken from the queue, not yet written
     std::atomic<std::size_t> queued_bytes{0};   // queue.size(), readable without the lock
@@ -146,6 +147,7 @@ struct ServerCore {
     WebSocketServer::HandshakeHandler on_handshake;
 
     Fd listen_fd;
+    Fd adopted_fd;  // ServerOptions::listen_fd: owned from construction until listen() takes it
     Fd reserve_fd;  // /dev/null, opened by listen(): given up for a moment to answer EMFILE
     std::shared_ptr<ExtensionFactory> deflate_factory;  // from options.deflate, made by listen(), then only read
     TlsContext tls_context;  // set by listen() when options.tls has a certificate
@@ -157,6 +159,30 @@ struct ServerCore {
     std::vector<std::unique_ptr<LoopInbox>> loop_inboxes;
     std::atomic<bool> stopping{false};
     std::atomic<bool> serving{false};
+
+    // ---- zero-downtime restarts (WebSocketServer::pause_accepting, stop(code, reason)) ----
+    // pause_accepting()/resume_accepting() step this: odd while a pause is asked for, a new
+    // odd value for every pause. The accepting thread copies an odd value it has obeyed (the
+    // listener is out, and no accept4() follows) into accept_paused_ack, so a caller can tell
+    // that *its* pause holds and not an older one.
+    std::atomic<std::uint64_t> accept_control{0};
+    std::atomic<std::uint64_t> accept_paused_ack{0};
+    /// The accepting thread's side: true when accepting is paused now (and acknowledged).
+    bool accept_pause_requested() noexcept {
+        const std::uint64_t control = accept_control.load();
+        if ((control & 1) == 0) return false;
+        accept_paused_ack.store(control);
+        return true;
+    }
+    // false when the listening socket was adopted (ServerOptions::listen_fd) or handed out
+    // (duplicate_listen_socket): its unix socket path is then not ours to unlink at the end.
+    std::atomic<bool> unlink_socket_path{true};
+    /// The close code and reason stop() gives every client (1001 unless stop(code, reason)).
+    std::pair<CloseCode, std::string> stop_close() const {
+        std::lock_guard lock(mutex);
+        return stop_close_;
+    }
+    std::pair<CloseCode, std::string> stop_close_{CloseCode::GoingAway, "server shutting down"};  // (guarded by mutex)
     std::atomic<std::uint64_t> next_id{1};
     std::atomic<std::size_t> open_count{0};
 
@@ -228,6 +254,16 @@ struct ServerCore {
     void session_finished(std::uint64_t id);
     void reap_finished();
 };
+
+/// The response says "Connection: close" itself: the server closes the connection after it
+/// (RFC 9112 section 9.6), whatever the request asked for.
+inline bool response_closes(const HttpResponse& response) {
+    for (const auto& [name, value] : response.headers)
+        if (iequals(name, "Connection"))
+            for (const auto token : split_tokens(value))
+                if (iequals(token, "close")) return true;
+    return false;
+}
 
 inline void ClientCore::wake() noexcept {
     if (wake_pending.exchange(true, std::memory_order_acq_rel)) return;  // already on its way

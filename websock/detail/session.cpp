@@ -23,7 +23,9 @@ void ServerCore::run_threaded() {
         pollfd fds[2] = {{waker.fd(), POLLIN, 0}, {listen_fd.get(), POLLIN, 0}};
         // While reports are held back, wake once a second to tell their count.
         const int idle_timeout = report_limiter.pending() ? 1000 : -1;
-        const int ready = ::poll(fds, accept_paused ? 1 : 2,
+        // pause_accepting(): the listener stays out of the poll until resume_accepting().
+        const bool paused_by_user = accept_pause_requested();
+        const int ready = ::poll(fds, accept_paused || paused_by_user ? 1 : 2,
                                  accept_paused ? static_cast<int>(kAcceptPause.count()) : idle_timeout);
         if (ready < 0 && errno != EINTR) {
             report(nullptr, ErrorKind::Io, fmt::format("poll: {}", std::strerror(errno)));
@@ -33,6 +35,7 @@ void ServerCore::run_threaded() {
         reap_finished();
         report_suppressed();
         if (stopping.load()) break;
+        if (paused_by_user || accept_pause_requested()) continue;
         if (!accept_paused && !(fds[1].revents & POLLIN)) continue;
         accept_paused = false;
         for (;;) {  // accept everything that is waiting
@@ -49,16 +52,17 @@ void ServerCore::run_threaded() {
         }
     }
 
-    // Shutdown: no new connections; every client gets 1001; after the grace period the rest
-    // are cut; then every thread is joined.
+    // Shutdown: no new connections; every client gets 1001 (or stop()'s code); after the
+    // grace period the rest are cut; then every thread is joined.
     listen_fd.reset();
-    if (!options.unix_socket_path.empty()) ::unlink(options.unix_socket_path.c_str());
+    if (!options.unix_socket_path.empty() && unlink_socket_path.load()) ::unlink(options.unix_socket_path.c_str());
+    const auto [stop_code, stop_reason] = stop_close();
     std::vector<std::shared_ptr<Client>> everyone;
     {
         std::lock_guard lock(mutex);
         for (const auto& [id, session] : sessions) everyone.push_back(session.client);
     }
-    for (const auto& client : everyone) core(*client).request_close(CloseCode::GoingAway, "server shutting down");
+    for (const auto& client : everyone) core(*client).request_close(stop_code, stop_reason);
     for (const auto& client : everyone) core(*client).wake();  // also wakes handshaking ones
     everyone.clear();
     {
