@@ -60,6 +60,11 @@ options (each also from the environment variable in brackets; a flag wins):
   --threads               one thread per connection instead of event loops (HUB_THREADS=1)
   --event-loops N         how many event loops, each on its own thread; 0: one per core
                           (HUB_EVENT_LOOPS; default 1)
+  --channel-rule RULE     a payload rule, 'PATTERN; types=json; max_bytes=4096;
+                          required=user:string; max_depth=4' (repeatable; HUB_CHANNEL_RULES,
+                          one rule per line). The first rule whose glob matches a channel
+                          decides: flags, then the variable, then the INI file's
+                          [channel:PATTERN] sections. A refused publish gets 413, 415 or 422.
 )";
 
 std::optional<std::uint64_t> parse_number(std::string_view text) {
@@ -128,6 +133,51 @@ const Setting kSettings[] = {
     {"--threads", "HUB_THREADS", set_threads},  // a bare flag: "--threads" alone means on
     {"--event-loops", "HUB_EVENT_LOOPS", set_event_loops},
 };
+
+// The payload rules, in the order in which they are tried: --channel-rule flags (taken out
+// of `args`), HUB_CHANNEL_RULES (one per line), then the INI file's [channel:PATTERN]
+// sections. nullopt: go on; otherwise the exit code.
+std::optional<int> read_payload_rules(std::vector<char*>& args, const hub::channelstream::ChannelstreamConfig& config,
+                                      hub::PayloadRules& rules) {
+    auto add = [&rules](std::string_view spec, std::string_view where) -> bool {
+        if (const auto error = rules.add_spec(spec)) {
+            fmt::print(stderr, "websock-hub: {}: {}\n", where, *error);
+            return false;
+        }
+        return true;
+    };
+    std::vector<char*> kept;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string_view arg = args[i];
+        if (arg.rfind("--channel-rule=", 0) == 0) {
+            if (!add(arg.substr(15), "--channel-rule")) return 2;
+        } else if (arg == "--channel-rule") {
+            if (i + 1 >= args.size()) {
+                fmt::print(stderr, "websock-hub: --channel-rule needs a value\n");
+                return 2;
+            }
+            if (!add(args[++i], "--channel-rule")) return 2;
+        } else {
+            kept.push_back(args[i]);
+        }
+    }
+    args = std::move(kept);
+    if (const char* variable = std::getenv("HUB_CHANNEL_RULES")) {
+        std::string_view lines = variable;
+        while (!lines.empty()) {
+            const auto end = lines.find('\n');
+            const auto line = lines.substr(0, end);
+            if (line.find_first_not_of(" \t\r") != std::string_view::npos && !add(line, "HUB_CHANNEL_RULES")) return 2;
+            lines = end == std::string_view::npos ? std::string_view{} : lines.substr(end + 1);
+        }
+    }
+    for (const auto& section : config.channel_sections)
+        if (const auto error = rules.add(section.pattern, section.settings)) {
+            fmt::print(stderr, "websock-hub: [channel:{}]: {}\n", section.pattern, *error);
+            return 2;
+        }
+    return std::nullopt;
+}
 
 // 0: go on; otherwise the exit code (0 after --help).
 std::optional<int> read_settings(int argc, char** argv, hub::HubOptions& options) {
@@ -199,6 +249,7 @@ int main(int argc, char** argv) {
     // host and port from a channelstream INI file are the lowest layer: HUB_* and flags win.
     if (channelstream.config.host) options.host = *channelstream.config.host;
     if (channelstream.config.port) options.port = *channelstream.config.port;
+    if (const auto exit_code = read_payload_rules(hub_args, channelstream.config, options.payload_rules)) return *exit_code;
     if (const auto exit_code = read_settings(static_cast<int>(hub_args.size()), hub_args.data(), options)) return *exit_code;
     hub::log_add_secret(options.password);
 
