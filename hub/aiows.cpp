@@ -7,6 +7,7 @@
 
 #include "hub/log.hpp"
 #include "hub/metrics.hpp"
+#include "hub/payload_rules.hpp"
 
 namespace hub {
 
@@ -273,7 +274,7 @@ void AiowsModule::start(const ModuleContext& context) {
     const prometheus::Labels api{{"api", "aiows"}};
     published_ = &metrics.counter("hub_published_total", "Packages accepted for publishing on this node", api);
     publish_failed_ = &metrics.counter("hub_publish_failures_total", "Publishes the bus refused (answered 503)", api);
-    rejected_ = &metrics.counter("hub_rejected_requests_total", "Publish requests refused with 400, 403, 405 or 426", api);
+    rejected_ = &metrics.counter("hub_rejected_requests_total", "Publish requests refused with 400, 403, 405, 413, 415, 422 or 426", api);
     auto& delivered = metrics.counter("hub_delivered_total", "Messages queued to a subscriber on this node", api);
     auto& dropped = metrics.counter("hub_dropped_total",
                                     "Messages a subscriber on this node did not take (closing, or its queue full)", api);
@@ -325,6 +326,7 @@ bool AiowsModule::handle_http(const websock::HttpRequest& request, const std::sh
             return refuse(json_message(400, "Bad request: " + error->reason));
         std::vector<aiows::Package> packages;
         packages.push_back(std::move(std::get<aiows::Package>(parsed)));
+        if (auto refusal = payload_refusal(packages)) return refuse(std::move(*refusal));
         publish(std::move(packages), responder);
         return true;
     }
@@ -332,8 +334,22 @@ bool AiowsModule::handle_http(const websock::HttpRequest& request, const std::sh
     auto parsed = aiows::parse_broadcast(request.body, options_.max_broadcast_packages, options_.max_channel_name_bytes);
     if (const auto* error = std::get_if<aiows::ParseError>(&parsed))
         return refuse(json_message(400, "Bad request: " + error->reason));
+    // Every package is checked before any is published: a broadcast is refused whole.
+    if (auto refusal = payload_refusal(std::get<std::vector<aiows::Package>>(parsed))) return refuse(std::move(*refusal));
     publish(std::move(std::get<std::vector<aiows::Package>>(parsed)), responder);
     return true;
+}
+
+std::optional<websock::HttpResponse> AiowsModule::payload_refusal(const std::vector<aiows::Package>& packages) const {
+    if (context_.payload_rules == nullptr) return std::nullopt;
+    for (const auto& package : packages) {
+        const PayloadKind kind = package.type == aiows::PackageType::Json    ? PayloadKind::Json
+                                 : package.type == aiows::PackageType::Bytes ? PayloadKind::Binary
+                                                                             : PayloadKind::Text;
+        if (auto refusal = context_.payload_rules->check(package.channel, package.data, kind))
+            return json_message(refusal->http_status, "Refused by the payload rule '" + refusal->rule + "' of " + refusal->message);
+    }
+    return std::nullopt;
 }
 
 void AiowsModule::publish(std::vector<aiows::Package> packages, const std::shared_ptr<websock::HttpResponder>& responder) {

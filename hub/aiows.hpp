@@ -6,7 +6,9 @@
 //   POST {prefix}/channel/{name}/   publish the body to a channel. Header Package-Type: text
 //                                   (default), json or bytes, case-insensitive. 201 published
 //                                   (also with no subscriber), 403 wrong or missing password,
-//                                   400 unreadable body, 503 the bus refused it (Redis down).
+//                                   400 unreadable body, 413/415/422 refused by the channel's
+//                                   payload rule (hub/payload_rules.hpp), 503 the bus refused
+//                                   it (Redis down).
 //   POST {prefix}/broadcast/        a JSON object: channel -> list of {"text": "..."},
 //                                   {"json": <any JSON>} or {"bytes": "<one char per byte>"}.
 //
@@ -130,6 +132,8 @@ public:
 
 private:
     void publish(std::vector<aiows::Package> packages, const std::shared_ptr<websock::HttpResponder>& responder);
+    /// The answer for the first package a payload rule refuses (413, 415 or 422), if any.
+    std::optional<websock::HttpResponse> payload_refusal(const std::vector<aiows::Package>& packages) const;
     std::optional<std::string> channel_problem(std::string_view channel) const;  // why a name is refused
 
     AiowsOptions options_;

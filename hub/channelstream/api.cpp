@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "hub/channelstream/validation.hpp"
+#include "hub/payload_rules.hpp"
 
 namespace hub::channelstream {
 
@@ -444,6 +445,20 @@ ApiOutcome Api::handle(const HttpRequest& request, const State& state, Micros no
                                                     : load_deletes(json);
                 if (!loaded.ok()) return respond_json(422, loaded.errors);
                 if (loaded.data.empty()) return respond_json(200, Json::array());
+                // Payload rules: every message to a channel is checked before any is published,
+                // so a request is refused whole. Private messages (pm_users, no channel) are
+                // not channel publishes and pass.
+                if (payload_rules_ != nullptr && method != "DELETE") {
+                    for (const auto& message : loaded.data) {
+                        const auto channel = message.find("channel");
+                        const auto body = message.find("message");
+                        if (channel == message.end() || !channel->is_string() || body == message.end()) continue;
+                        if (auto refusal = payload_rules_->check(channel->get_ref<const std::string&>(), body->dump(),
+                                                                 PayloadKind::Json))
+                            return respond_json(refusal->http_status,
+                                                {{"message", Json::array({refusal->message})}, {"rule", refusal->rule}});
+                    }
+                }
                 const char* kind = method == "POST" ? "message" : method == "PATCH" ? "edit" : "delete";
                 return publish(make_op(kind, {{"messages", loaded.data}}, now), ApiOutcome::Answer::Fixed, loaded.data);
             }

@@ -30,6 +30,10 @@
 #include "hub/channelstream/signer.hpp"
 #include "hub/channelstream/state.hpp"
 
+namespace hub {
+class PayloadRules;
+}  // namespace hub
+
 namespace hub::channelstream {
 
 /// What to do with a request.
@@ -64,6 +68,9 @@ public:
     Api(ChannelstreamConfig config, std::string node);
 
     const ChannelstreamConfig& config() const noexcept { return config_; }
+    /// The hub's payload rules (hub/payload_rules.hpp): POST and PATCH /message check each
+    /// message sent to a channel against them before anything is published. Before serving.
+    void set_payload_rules(const PayloadRules* rules) noexcept { payload_rules_ = rules; }
     const std::string& node() const noexcept { return node_; }
 
     /// Decide `request`; `now` is the Unix time in microseconds.
@@ -106,6 +113,7 @@ private:
     AdminSessionSigner session_signer_;
     ReplayCache replay_cache_;
     Micros started_ = now_micros();  ///< for the admin page's uptime
+    const PayloadRules* payload_rules_ = nullptr;
 };
 
 /// A JSON answer with channelstream's Content-Type.

@@ -48,6 +48,7 @@ ChannelstreamModule::ChannelstreamModule(ChannelstreamConfig config, SyncOptions
 ChannelstreamModule::~ChannelstreamModule() = default;
 
 void ChannelstreamModule::start(const ModuleContext& context) {
+    api_.set_payload_rules(context.payload_rules);
     bus_ = context.bus;
     // Only a shared bus has other nodes to sync from; alone, the empty state is the state.
     const bool shared_bus = bus_ != nullptr && bus_->status().kind == "redis";
