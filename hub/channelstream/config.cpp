@@ -343,7 +343,17 @@ std::string example_config() {
     out +=
         "[hub]\n"
         "# The hub program's own settings (the same names as its flags, without the dashes), e.g.\n"
-        "# redis = redis://127.0.0.1:6379\n";
+        "# redis = redis://127.0.0.1:6379\n"
+        "\n"
+        "# Payload rules: what a channel accepts, checked once per publish by every API (aiows,\n"
+        "# channelstream, streams). One section per channel name or glob pattern; the first\n"
+        "# section that matches a channel decides (--channel-rule flags and HUB_CHANNEL_RULES\n"
+        "# come before these). A refused publish gets 413, 415 or 422 and the rule it broke.\n"
+        "# [channel:chat.*]\n"
+        "# types = json                        ; text, json, binary (what the publisher declares)\n"
+        "# max_bytes = 4096\n"
+        "# max_depth = 4                       ; JSON nesting\n"
+        "# required = user:string, text:string ; JSON object keys: string number integer boolean object array null any\n";
     return out;
 }
 
