@@ -32,6 +32,7 @@
 #include "hub/channelstream/module.hpp"
 #include "hub/hub.hpp"
 #include "hub/log.hpp"
+#include "hub/streams/module.hpp"
 
 namespace {
 
@@ -276,6 +277,7 @@ int main(int argc, char** argv) {
     aiows.url_prefix = options.url_prefix;
     aiows.password = options.password;
     hub.add_module(std::make_unique<hub::AiowsModule>(std::move(aiows)));
+    hub.add_module(std::make_unique<hub::StreamsModule>(hub::StreamsOptions{.url_prefix = options.url_prefix, .password = options.password}));
     hub.add_module(std::make_unique<hub::channelstream::ChannelstreamModule>(std::move(channelstream.config)));
 
     if (options.password.empty())
