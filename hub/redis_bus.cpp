@@ -9,6 +9,7 @@
 // redis_bus_detail.hpp.
 #include "hub/redis_bus.hpp"
 #include "hub/redis_bus_detail.hpp"
+#include "hub/bus_sequenced_detail.hpp"
 
 #include <hiredis/hiredis.h>
 #include <poll.h>
@@ -187,31 +188,70 @@ void RedisBus::start(Handler handler) {
     first_attempts_.wait_for(lock, bound, [&] { return stopping_ || (reader_tried_ && writer_tried_); });
 }
 
+std::string RedisBus::enqueue_publish_locked(Queued item, SequencedDone& done) {
+    const std::size_t bytes = item.topic.size() + item.payload.size() + item.stream.size();
+    std::string refusal;
+    if (stopping_) {
+        refusal = "bus stopped";
+    } else if (!started_) {
+        refusal = "bus not started";
+    } else if (outage_) {
+        refusal = "redis unavailable: " + status_.last_error;
+    } else if (pending_.size() >= options_.max_pending_publishes || pending_bytes_ + bytes > options_.max_pending_bytes) {
+        refusal = "redis bus overloaded: too many publishes pending";
+    }
+    if (!refusal.empty()) {
+        ++status_.failed;
+        return refusal;
+    }
+    item.seq = next_seq_++;
+    Pending& pending = pending_[item.seq];
+    pending.done = std::move(done);
+    pending.bytes = bytes;
+    pending_bytes_ += bytes;
+    queue_.push_back(std::move(item));
+    return {};
+}
+
 void RedisBus::publish(std::string topic, std::string payload, Done done) {
+    SequencedDone wrapped;
+    if (done) {
+        wrapped = [done = std::move(done)](bool ok, std::string_view error, const SequencedMessage&) { done(ok, error); };
+    }
+    Queued item;
+    item.topic = std::move(topic);
+    item.payload = std::move(payload);
     std::string refusal;
     {
         std::lock_guard lock(mutex_);
-        const std::size_t bytes = topic.size() + payload.size();
-        if (stopping_) {
-            refusal = "bus stopped";
-        } else if (!started_) {
-            refusal = "bus not started";
-        } else if (outage_) {
-            refusal = "redis unavailable: " + status_.last_error;
-        } else if (pending_.size() >= options_.max_pending_publishes ||
-                   pending_bytes_ + bytes > options_.max_pending_bytes) {
-            refusal = "redis bus overloaded: too many publishes pending";
-        }
-        if (refusal.empty()) {
-            const std::uint64_t seq = next_seq_++;
-            Pending& pending = pending_[seq];
-            pending.done = std::move(done);
-            pending.bytes = bytes;
-            pending_bytes_ += bytes;
-            queue_.push_back(Queued{seq, std::move(topic), std::move(payload)});
-        } else {
-            ++status_.failed;
-        }
+        refusal = enqueue_publish_locked(std::move(item), wrapped);
+    }
+    if (!refusal.empty()) {
+        std::vector<Outcome> outcome;
+        outcome.push_back(Outcome{std::move(wrapped), false, std::move(refusal)});
+        fire(outcome);
+        return;
+    }
+    wake_writer_.notify_one();
+}
+
+void RedisBus::set_history_limits(HistoryLimits limits) {
+    std::lock_guard lock(mutex_);
+    history_limits_ = limits;
+}
+
+void RedisBus::publish_sequenced(std::string topic, std::string stream, std::string payload, SequencedDone done) {
+    std::string refusal;
+    if (!bus_sequenced_detail::valid_stream_name(stream)) {
+        refusal = "invalid stream name (1 to 1024 bytes, no NUL)";
+    } else {
+        Queued item;
+        item.kind = Queued::Kind::sequenced;
+        item.topic = std::move(topic);
+        item.payload = std::move(payload);
+        item.stream = std::move(stream);
+        std::lock_guard lock(mutex_);
+        refusal = enqueue_publish_locked(std::move(item), done);
     }
     if (!refusal.empty()) {
         std::vector<Outcome> outcome;
@@ -220,6 +260,52 @@ void RedisBus::publish(std::string topic, std::string payload, Done done) {
         return;
     }
     wake_writer_.notify_one();
+}
+
+void RedisBus::read_history(std::string stream, std::uint64_t after, std::size_t max_messages, HistoryDone done) {
+    std::string refusal;
+    if (!bus_sequenced_detail::valid_stream_name(stream)) {
+        refusal = "invalid stream name (1 to 1024 bytes, no NUL)";
+    } else {
+        std::lock_guard lock(mutex_);
+        if (stopping_) {
+            refusal = "bus stopped";
+        } else if (!started_) {
+            refusal = "bus not started";
+        } else if (outage_) {
+            refusal = "redis unavailable: " + status_.last_error;
+        } else if (queued_reads_ >= options_.max_pending_publishes) {
+            refusal = "redis bus overloaded: too many history reads queued";
+        } else {
+            Queued item;
+            item.kind = Queued::Kind::read;
+            item.stream = std::move(stream);
+            item.after = after;
+            item.max_messages = max_messages;
+            item.history_done = std::move(done);
+            queue_.push_back(std::move(item));
+            ++queued_reads_;
+        }
+    }
+    if (!refusal.empty()) {
+        fire_read(done, HistoryRead{false, std::move(refusal), {}, 0, 0, {}});
+        return;
+    }
+    wake_writer_.notify_one();
+}
+
+std::vector<Bus::HistoryDone> RedisBus::take_queued_reads_locked() {
+    std::vector<HistoryDone> reads;
+    for (auto it = queue_.begin(); it != queue_.end();) {
+        if (it->kind == Queued::Kind::read) {
+            reads.push_back(std::move(it->history_done));
+            it = queue_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    queued_reads_ = 0;
+    return reads;
 }
 
 void RedisBus::stop() {
@@ -241,6 +327,7 @@ void RedisBus::stop() {
         if (thread->joinable() && thread->get_id() != self) thread->join();
     }
     std::vector<Outcome> outcomes;
+    std::vector<HistoryDone> reads;
     {
         std::lock_guard lock(mutex_);
         for (auto& [seq, pending] : pending_) {
@@ -249,11 +336,13 @@ void RedisBus::stop() {
         }
         pending_.clear();
         pending_bytes_ = 0;
+        reads = take_queued_reads_locked();
         queue_.clear();
         writer_up_ = reader_up_ = false;
         status_.connected = false;
     }
     fire(outcomes);
+    for (auto& read : reads) fire_read(read, HistoryRead{false, "bus stopped", {}, 0, 0, {}});
 }
 
 BusStatus RedisBus::status() const {
@@ -333,6 +422,8 @@ void RedisBus::link_lost(Link& link, const char* role, const std::string& error)
     link.next_attempt = Clock::now() + link.backoff;
 
     std::vector<Outcome> outcomes;
+    std::vector<HistoryDone> reads;
+    std::string reason;
     std::vector<std::string> lines;
     {
         std::lock_guard lock(mutex_);
@@ -343,7 +434,8 @@ void RedisBus::link_lost(Link& link, const char* role, const std::string& error)
         if (was_healthy || !outage_) lines.push_back(fmt::format("connection lost or refused ({}); retrying with back-off", status_.last_error));
         outage_ = true;
         // Publishes still queued would only wait for the outage to end: answer them now.
-        const std::string reason = "redis unavailable: " + status_.last_error;
+        reason = "redis unavailable: " + status_.last_error;
+        reads = take_queued_reads_locked();
         for (const Queued& queued : queue_) {
             auto it = pending_.find(queued.seq);
             if (it == pending_.end()) continue;
@@ -357,6 +449,7 @@ void RedisBus::link_lost(Link& link, const char* role, const std::string& error)
     }
     for (const auto& line : lines) log(line);
     fire(outcomes);
+    for (auto& read : reads) fire_read(read, HistoryRead{false, reason, {}, 0, 0, {}});
 }
 
 void RedisBus::update_connected_locked(std::vector<std::string>& log_lines) {

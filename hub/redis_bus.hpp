@@ -12,6 +12,32 @@
 //              the entry's node id + sequence number, not by comparing stream ids, which may
 //              go back when Redis restarts empty): read-your-writes.
 //
+// Sequenced streams (Bus::publish_sequenced, read_history; hub/redis_streams.cpp): offsets and
+// history live in Redis, so any node serves a resume. A sequenced publish is one Lua script
+// (EVALSHA of the script loaded on connect; EVAL when Redis has lost it), queued and pipelined
+// with the plain XADDs in the same order, that atomically
+//   - keeps the stream's state in the hash <stream_key>:s:<stream>: HSETNX epoch <a random
+//     epoch this node made> (a new epoch also deletes any history left under the name), then
+//     HINCRBY offset 1; so when Redis loses its data, epoch and offset go together and the
+//     next message starts a new epoch at offset 1;
+//   - appends to the history stream <stream_key>:h:<stream> with the offset as its entry id
+//     ("<offset>-0"), and trims it from the oldest end by all three HistoryLimits (entries
+//     and payload bytes exact; age by Redis' clock, TIME); a history read trims by age too,
+//     so an idle stream's old entries go when someone asks;
+//   - XADDs the bus entry (fields q stream, e epoch, o offset, m unix ms besides t p n s) to
+//     the bus stream, which every node's reader delivers in bus order as (topic,
+//     encode_sequenced(...)). Done comes as for publish(), with the epoch and offset.
+// read_history() is a second script (state and entries in one consistent reply), queued to
+// the writer thread behind this node's earlier publishes. The stream's state hash is never
+// expired: it is what lets a client whose position is current resume after an idle spell
+// (one small hash per stream name ever used; its history is bounded by the limits).
+// Not promised by Redis: with persistence off, a Redis restart loses every history (new
+// epochs, so clients are told they cannot recover; never a wrong resume). With persistence
+// or a replica failover, Redis may come back with an older state: its epoch is the same while
+// offsets were handed out again, so a client's position past the restored offset could match
+// a different message; the hub is meant to run Redis without persistence. A sequenced publish
+// whose reply is lost (!ok) may still have taken an offset and reached the other nodes.
+//
 // Redis down: publish() answers !ok at once ("redis unavailable: ..."), status() says
 // disconnected, both connections reconnect with exponential back-off. Redis restarted
 // empty (the stream is gone, or its last id is below ours): the reader starts again from
@@ -47,6 +73,10 @@
 #include "hub/bus.hpp"
 
 namespace hub {
+
+namespace redis_bus_detail {
+struct Outcome;
+}
 
 struct RedisOptions {
     std::string host = "127.0.0.1";
@@ -109,6 +139,16 @@ public:
     /// Never blocks on the network. `done` runs on the caller's thread when the publish is
     /// refused at once, else on the bus's reader or writer thread.
     void publish(std::string topic, std::string payload, Done done) override;
+    /// Before start(). Applied by the scripts in Redis (see the top of this file).
+    void set_history_limits(HistoryLimits limits) override;
+    /// As publish(): queued (bounded by the same limits, in the same order as plain
+    /// publishes), refused at once in an outage, `done` after this node's handler ran. A
+    /// stream name that is empty, longer than 1024 bytes or holds a NUL is refused at once.
+    void publish_sequenced(std::string topic, std::string stream, std::string payload, SequencedDone done) override;
+    /// Queued to the writer thread, behind this node's publishes queued before it (so it
+    /// sees them); `done` runs there, or at once on the caller's thread when refused (Redis
+    /// down, bus stopped, too many reads queued).
+    void read_history(std::string stream, std::uint64_t after, std::size_t max_messages, HistoryDone done) override;
     /// Wakes and joins both threads; every publish not yet answered gets !ok ("bus stopped").
     void stop() override;
     BusStatus status() const override;
@@ -118,16 +158,23 @@ public:
 
 private:
     struct Pending {
-        Done done;
+        SequencedDone done;  ///< a plain publish's Done, wrapped
+        SequencedMessage accepted_message;  ///< sequenced: filled from the script's reply or the delivery
         std::size_t bytes = 0;
         bool accepted = false;  ///< XADD answered with an id
         bool delivered = false; ///< this node's handler ran for it
         std::chrono::steady_clock::time_point deadline;  ///< set once accepted
     };
     struct Queued {
-        std::uint64_t seq = 0;
+        enum class Kind { publish, sequenced, read };
+        Kind kind = Kind::publish;
+        std::uint64_t seq = 0;  ///< publishes: the key of pending_
         std::string topic;
         std::string payload;
+        std::string stream;          ///< sequenced and read
+        std::uint64_t after = 0;     ///< read
+        std::size_t max_messages = 0;  ///< read
+        HistoryDone history_done;    ///< read
     };
     struct Link;  // one hiredis connection with its reconnect state (redis_bus_detail.hpp)
 
@@ -137,7 +184,12 @@ private:
     void link_lost(Link& link, const char* role, const std::string& error);
     bool position_reader(Link& link);
     void deliver_batch(void* reply);  // a redisReply* of XREAD
-    void fail_all_queued_locked(std::string_view reason, std::vector<Done>& to_fail);
+    std::string enqueue_publish_locked(Queued item, SequencedDone& done);
+    /// Takes every queued read out of the queue (to answer !ok outside the lock).
+    std::vector<HistoryDone> take_queued_reads_locked();
+    void load_scripts(Link& link);
+    /// Pipelines a batch and settles each item from its reply; returns the connection error ("" : none).
+    std::string send_batch(Link& link, std::vector<Queued>& batch, std::vector<redis_bus_detail::Outcome>& outcomes);
     void sweep_timeouts();
     bool wait_backoff(Link& link);
     void update_connected_locked(std::vector<std::string>& log_lines);
@@ -156,6 +208,8 @@ private:
     std::deque<Queued> queue_;                  ///< waiting for the writer
     std::map<std::uint64_t, Pending> pending_;  ///< every unanswered publish, by sequence
     std::size_t pending_bytes_ = 0;
+    std::size_t queued_reads_ = 0;  ///< reads in queue_ (bounded by max_pending_publishes)
+    HistoryLimits history_limits_;
     std::uint64_t next_seq_ = 1;
     bool writer_up_ = false;
     bool reader_up_ = false;   ///< connected and positioned on the stream

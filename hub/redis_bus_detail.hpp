@@ -106,24 +106,47 @@ inline bool parse_number(std::string_view text, Number& out) {
     return result.ec == std::errc{} && result.ptr == text.data() + text.size();
 }
 
-/// A publish's answer, collected under the lock and given to its Done outside it.
+/// A publish's answer, collected under the lock and given to its Done outside it. Plain
+/// publishes' Done is wrapped as a SequencedDone that ignores `accepted`.
 struct Outcome {
-    Bus::Done done;
+    Bus::SequencedDone done;
     bool ok = false;
     std::string error;
+    SequencedMessage accepted;  ///< sequenced publishes: epoch, offset, time (payload empty)
 };
 
 inline void fire(std::vector<Outcome>& outcomes) {
     for (auto& outcome : outcomes) {
         if (!outcome.done) continue;
         try {
-            outcome.done(outcome.ok, outcome.error);
+            outcome.done(outcome.ok, outcome.error, outcome.accepted);
         } catch (...) {
             // A caller's Done must not end the bus's thread; nothing useful to do with it.
         }
     }
     outcomes.clear();
 }
+
+/// A history read's answer, given outside the lock like a Done.
+inline void fire_read(Bus::HistoryDone& done, HistoryRead read) {
+    if (!done) return;
+    try {
+        done(std::move(read));
+    } catch (...) {
+    }
+}
+
+// ---- sequenced streams (redis_streams.cpp) ----
+/// The Lua scripts, with EVALSHA's sha1 of each learnt by SCRIPT LOAD on connect.
+const std::string& publish_script();
+const std::string& read_script();
+/// <bus key>:s:<stream> (epoch, offset, bytes) and <bus key>:h:<stream> (the history).
+std::string stream_state_key(std::string_view bus_key, std::string_view stream);
+std::string stream_history_key(std::string_view bus_key, std::string_view stream);
+/// The publish script's {epoch, offset, unix_ms} into `accepted`; false when malformed.
+bool parse_publish_reply(const redisReply* reply, SequencedMessage& accepted);
+/// The read script's reply; !ok with a reason when malformed.
+HistoryRead parse_read_reply(const redisReply* reply, std::string_view stream);
 
 }  // namespace redis_bus_detail
 
@@ -134,6 +157,8 @@ struct RedisBus::Link {
     std::chrono::milliseconds backoff{0};  ///< wait before the next attempt; 0 = at once
     redis_bus_detail::Clock::time_point next_attempt{};
     std::string last_id;  ///< reader: the last entry delivered ("" until positioned)
+    std::string publish_sha;  ///< writer: SCRIPT LOAD's answers ("" : send the script with EVAL)
+    std::string read_sha;
 
     ~Link() {
         if (context) redisFree(context);

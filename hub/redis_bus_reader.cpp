@@ -2,6 +2,7 @@
 // stream), blocks in XREAD, hands each entry to the handler in order and marks this node's own
 // publishes delivered. Locking as in redis_bus.cpp.
 #include "hub/redis_bus_detail.hpp"
+#include "hub/bus_sequenced_detail.hpp"
 
 #include <exception>
 
@@ -103,7 +104,7 @@ void RedisBus::deliver_batch(void* raw_reply) {
     Link& link = *reader_link_;
     // [[key, [[id, [field, value, ...]], ...]]]
     if (reply->type != REDIS_REPLY_ARRAY) return;
-    std::vector<std::uint64_t> own_delivered;
+    std::vector<std::pair<std::uint64_t, SequencedMessage>> own_delivered;  // seq, what a sequenced one got
     std::uint64_t received = 0;
     for (std::size_t s = 0; s < reply->elements; ++s) {
         const redisReply* stream = reply->element[s];
@@ -116,8 +117,8 @@ void RedisBus::deliver_batch(void* raw_reply) {
             link.last_id = std::string(reply_text(entry->element[0]));
             const redisReply* fields = entry->element[1];
             if (fields->type != REDIS_REPLY_ARRAY) continue;
-            std::optional<std::string_view> topic, payload;
-            std::string_view node, seq_text;
+            std::optional<std::string_view> topic, payload, stream_name;
+            std::string_view node, seq_text, epoch, offset_text, ms_text;
             for (std::size_t f = 0; f + 1 < fields->elements; f += 2) {
                 const std::string_view name = reply_text(fields->element[f]);
                 const std::string_view value = reply_text(fields->element[f + 1]);
@@ -125,29 +126,48 @@ void RedisBus::deliver_batch(void* raw_reply) {
                 else if (name == "p") payload = value;
                 else if (name == "n") node = value;
                 else if (name == "s") seq_text = value;
+                else if (name == "q") stream_name = value;  // a sequenced publish: q e o m
+                else if (name == "e") epoch = value;
+                else if (name == "o") offset_text = value;
+                else if (name == "m") ms_text = value;
             }
             if (!topic || !payload) continue;  // not one of ours: skip, keep the order
+            std::string envelope;
+            SequencedMessage sequenced;
+            if (stream_name) {
+                sequenced.stream = std::string(*stream_name);
+                sequenced.epoch = std::string(epoch);
+                if (!parse_number(offset_text, sequenced.offset) || sequenced.offset == 0 || !parse_number(ms_text, sequenced.unix_ms) ||
+                    !bus_sequenced_detail::valid_stream_name(sequenced.stream) || !bus_sequenced_detail::valid_epoch(sequenced.epoch)) {
+                    log(fmt::format("skipped a malformed sequenced entry {} on topic '{}'", link.last_id, *topic));
+                    continue;
+                }
+                sequenced.payload = std::string(*payload);
+                envelope = encode_sequenced(sequenced);
+                sequenced.payload.clear();
+            }
             ++received;
             try {
-                if (handler_) handler_(*topic, *payload);
+                if (handler_) handler_(*topic, stream_name ? std::string_view(envelope) : *payload);
             } catch (const std::exception& error) {
                 log(fmt::format("handler threw on topic '{}': {}", *topic, error.what()));
             } catch (...) {
                 log(fmt::format("handler threw on topic '{}'", *topic));
             }
             std::uint64_t seq = 0;
-            if (node == node_id_ && parse_number(seq_text, seq)) own_delivered.push_back(seq);
+            if (node == node_id_ && parse_number(seq_text, seq)) own_delivered.emplace_back(seq, std::move(sequenced));
         }
     }
     std::vector<Outcome> outcomes;
     {
         std::lock_guard lock(mutex_);
         status_.received += received;
-        for (std::uint64_t seq : own_delivered) {
+        for (auto& [seq, sequenced] : own_delivered) {
             auto it = pending_.find(seq);
             if (it == pending_.end()) continue;  // answered already (timed out, stopped)
+            if (sequenced.offset != 0) it->second.accepted_message = std::move(sequenced);
             if (it->second.accepted) {
-                outcomes.push_back(Outcome{std::move(it->second.done), true, {}});
+                outcomes.push_back(Outcome{std::move(it->second.done), true, {}, std::move(it->second.accepted_message)});
                 pending_bytes_ -= it->second.bytes;
                 pending_.erase(it);
             } else {
