@@ -4,6 +4,17 @@
 //
 //   LocalBus  one process: publish() hands the message straight to the handler.
 //   RedisBus  several nodes (hub/redis_bus.hpp): through a Redis stream, in one total order.
+//
+// Sequenced streams (below) add offsets and a bounded history per named stream, for clients
+// that resume. Both buses promise: a stream's offsets reach every handler in increasing
+// order, one by one, in the bus's order (a RedisBus node away for longer than the bus
+// stream keeps entries misses some, as for plain publishes, and logs it; the history still
+// has them); a history is always a run of consecutive offsets
+// (cut from its oldest end only), so "everything after N" is either complete or visibly not
+// (oldest_offset > N + 1); a lost history gets a new epoch, never reused offsets under the
+// old one. LocalBus keeps histories in memory (export/import carries them across a restart);
+// RedisBus keeps them in Redis, and what a Redis restored from an older snapshot would break
+// is said in hub/redis_bus.hpp.
 #pragma once
 
 #include <chrono>
@@ -42,8 +53,8 @@ struct BusStatus {
 /// Where a stream's history is cut (the oldest entries go first); set before start().
 struct HistoryLimits {
     std::size_t max_entries = 10'000;            ///< per stream
-    std::size_t max_bytes = 16u << 20;           ///< per stream, payload bytes (LocalBus exact; Redis approximates by entries)
-    std::chrono::milliseconds max_age{600'000};  ///< entries older than this are gone
+    std::size_t max_bytes = 16u << 20;           ///< per stream, payload bytes (a larger message empties the history)
+    std::chrono::milliseconds max_age{600'000};  ///< entries older than this are gone (RedisBus: by Redis' clock)
 };
 
 /// One message of a stream's history, as the handler and read_history() give it.
