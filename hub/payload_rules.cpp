@@ -233,10 +233,11 @@ std::optional<PayloadRefusal> PayloadRules::check(std::string_view channel, std:
     if (rule.required.empty()) return std::nullopt;
     if (shape.top != JsonType::Object)
         return refuse(422, "required", fmt::format("must be a JSON object; this is {}", json_type_name(shape.top)));
-    for (const auto& [key, type] : rule.required) {
+    for (const auto& requirement : rule.required) {
+        const auto& [key, type] = requirement;
         // The last occurrence wins, as in every JSON parser that keeps one value per key.
         const auto seen = std::find_if(shape.top_keys.rbegin(), shape.top_keys.rend(),
-                                       [&](const auto& entry) { return entry.first == key; });
+                                       [&](const auto& entry) { return entry.first == requirement.first; });
         if (seen == shape.top_keys.rend()) return refuse(422, "required", fmt::format("key \"{}\" is missing", key));
         if (!type_matches(type, seen->second))
             return refuse(422, "required", fmt::format("key \"{}\" must be {}; it is {}", key, json_type_name(type),

@@ -3,6 +3,8 @@
 #   fuzz_frame      FrameDecoder (both roles) and Connection (server role), whole vs. cut input
 #   fuzz_handshake  HttpRequestParser + check_upgrade_request, whole vs. cut input
 #   fuzz_utf8       Utf8Validator fed in pieces vs. a one-shot reference decoder
+#   fuzz_hub_payload  the hub's payload rules (SAX verdict vs. a whole-document one) and
+#                   its sequenced bus envelope (hostile bytes, round trip)
 #
 # `make fuzz-smoke` (any BUILD) builds them and runs the three side by side for FUZZ_TIME
 # seconds each, starting from the seed corpus committed in test/fuzz/corpus/<target>/.
@@ -11,7 +13,9 @@
 #   build/fuzz/bin/fuzz_frame build/fuzz/artifacts/fuzz_frame-crash-<sha1>
 # To fuzz longer: make BUILD=fuzz fuzz-smoke FUZZ_TIME=600
 
-FUZZ_TARGETS := fuzz_frame fuzz_handshake fuzz_utf8 fuzz_deflate
+FUZZ_LIB_TARGETS := fuzz_frame fuzz_handshake fuzz_utf8 fuzz_deflate
+FUZZ_HUB_TARGETS := fuzz_hub_payload
+FUZZ_TARGETS := $(FUZZ_LIB_TARGETS) $(FUZZ_HUB_TARGETS)
 FUZZ_TIME ?= 60
 FUZZ_RSS_MB ?= 2048
 FUZZ_FLAGS ?=
@@ -28,9 +32,15 @@ FUZZ_ARTIFACTS := $(BUILD_DIR)/artifacts
 FUZZ_WORK := $(BUILD_DIR)/corpus
 FUZZ_LOGS := $(BUILD_DIR)/logs
 
-$(FUZZ_BINS): $(BIN_DIR)/%: $(OBJ_DIR)/test/fuzz/%.o $(LIB_STATIC)
+$(FUZZ_LIB_TARGETS:%=$(BIN_DIR)/%): $(BIN_DIR)/%: $(OBJ_DIR)/test/fuzz/%.o $(LIB_STATIC)
 	@mkdir -p $(@D)
 	$(CXX) $(FUZZ_LINK) -o $@ $< $(LIB_STATIC) $(LIBS)
+
+# The hub's targets take only the hub objects they test (not the whole hub and its libraries).
+FUZZ_HUB_OBJS := $(OBJ_DIR)/hub/payload_rules.o $(OBJ_DIR)/hub/bus_sequenced.o
+$(FUZZ_HUB_TARGETS:%=$(BIN_DIR)/%): $(BIN_DIR)/%: $(OBJ_DIR)/test/fuzz/%.o $(FUZZ_HUB_OBJS) $(LIB_STATIC)
+	@mkdir -p $(@D)
+	$(CXX) $(FUZZ_LINK) -o $@ $< $(FUZZ_HUB_OBJS) $(LIB_STATIC) $(LIBS)
 
 fuzz-build: $(FUZZ_BINS)
 
