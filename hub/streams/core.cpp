@@ -1,6 +1,7 @@
 #include "hub/streams/core.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "hub/log.hpp"
 
@@ -9,6 +10,9 @@ namespace hub::streams {
 namespace {
 
 constexpr std::size_t kMaxCloseReasonBytes = 123;  // RFC 6455: a close frame's reason
+// How often the worker looks whether a catching-up subscriber's queue has drained. Short
+// enough that a reader is never idle long; a queue of a megabyte takes longer to write.
+constexpr auto kRoomPollInterval = std::chrono::milliseconds(10);
 
 }  // namespace
 
@@ -53,6 +57,8 @@ public:
         subscription_.client->send(encode_reset(subscription_.channel, position, reason));
     }
     void read_history(std::uint64_t after, std::size_t max_messages) override { read = ReadTask{{}, after, max_messages}; }
+    bool has_room() override { return subscription_.client->queued_bytes() < core_.options_.catch_up_queue_bytes; }
+    void wait_for_room() override { wait = true; }
     void end(EndKind kind, std::string_view message) override {
         ended = true;
         subscription_.active = false;
@@ -78,6 +84,7 @@ public:
     }
 
     std::optional<ReadTask> read;
+    bool wait = false;
     bool ended = false;
 
 private:
@@ -98,6 +105,7 @@ void Core::stop_worker() noexcept {
         std::lock_guard lock(tasks_mutex_);
         stopping_ = true;
         tasks_.clear();
+        waiting_room_.clear();
     }
     tasks_wake_.notify_all();
     if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
@@ -114,9 +122,20 @@ void Core::enqueue(ReadTask task) {
 
 void Core::worker_loop() {
     std::unique_lock lock(tasks_mutex_);
+    auto last_poll = std::chrono::steady_clock::now();
     for (;;) {
-        tasks_wake_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+        const auto ready = [this] { return stopping_ || !tasks_.empty(); };
+        if (waiting_room_.empty()) tasks_wake_.wait(lock, ready);
+        else tasks_wake_.wait_until(lock, last_poll + kRoomPollInterval, ready);
         if (stopping_) return;
+        if (!waiting_room_.empty() && std::chrono::steady_clock::now() >= last_poll + kRoomPollInterval) {
+            lock.unlock();
+            poll_waiting_room();
+            last_poll = std::chrono::steady_clock::now();
+            lock.lock();
+            continue;
+        }
+        if (tasks_.empty()) continue;
         ReadTask task = std::move(tasks_.front());
         tasks_.pop_front();
         lock.unlock();
@@ -139,6 +158,41 @@ void Core::worker_loop() {
         }
         lock.lock();
     }
+}
+
+void Core::wait_for_room(const std::shared_ptr<Subscription>& subscription) {
+    {
+        std::lock_guard lock(tasks_mutex_);
+        if (stopping_) return;
+        waiting_room_.push_back(subscription);
+    }
+    tasks_wake_.notify_one();
+}
+
+void Core::poll_waiting_room() {
+    std::vector<std::weak_ptr<Subscription>> waiting;
+    {
+        std::lock_guard lock(tasks_mutex_);
+        waiting.swap(waiting_room_);
+    }
+    std::vector<std::weak_ptr<Subscription>> still;
+    for (const auto& weak : waiting) {
+        const auto subscription = weak.lock();
+        if (!subscription) continue;
+        if (subscription->client->queued_bytes() >= options_.catch_up_queue_bytes && subscription->client->is_open()) {
+            still.push_back(weak);
+            continue;
+        }
+        Actions actions(*this, *subscription);
+        {
+            std::lock_guard lock(subscription->mutex);
+            if (!subscription->active) continue;
+            subscription->cursor.on_room(actions);
+        }
+        finish(subscription, actions);
+    }
+    std::lock_guard lock(tasks_mutex_);
+    if (!stopping_) waiting_room_.insert(waiting_room_.end(), still.begin(), still.end());
 }
 
 MessagePtr Core::make_message(const SequencedMessage& message) {
@@ -297,6 +351,7 @@ void Core::finish(const std::shared_ptr<Subscription>& subscription, Actions& ac
         actions.read->subscription = subscription;
         enqueue(std::move(*actions.read));
     }
+    if (actions.wait) wait_for_room(subscription);
 }
 
 void Core::remove(const std::shared_ptr<Subscription>& subscription) {

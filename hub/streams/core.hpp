@@ -88,6 +88,8 @@ private:
     std::shared_ptr<Session> session_of(std::uint64_t client_id) const;
     void enqueue(ReadTask task);
     void worker_loop();
+    void wait_for_room(const std::shared_ptr<Subscription>& subscription);
+    void poll_waiting_room();  // on the worker
     static MessagePtr make_message(const SequencedMessage& message);
 
     StreamsOptions options_;
@@ -105,6 +107,7 @@ private:
     std::mutex tasks_mutex_;
     std::condition_variable tasks_wake_;
     std::deque<ReadTask> tasks_;
+    std::vector<std::weak_ptr<Subscription>> waiting_room_;  // catching up, their queue full; guarded by tasks_mutex_
     bool stopping_ = false;  // guarded by tasks_mutex_
     std::thread worker_;
 

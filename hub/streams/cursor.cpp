@@ -35,6 +35,7 @@ void StreamCursor::start(CursorOutput& out) {
 
 void StreamCursor::on_history(const HistoryPage& page, CursorOutput& out) {
     if (phase_ != Phase::Starting && phase_ != Phase::CatchingUp) return;
+    // A read answered after the cursor stopped for room cannot come (one read at a time).
     if (!page.ok) {
         end(phase_ == Phase::Starting ? EndKind::SubscribeFailed : EndKind::HistoryLost, "history unavailable: " + page.error, out);
         return;
@@ -56,7 +57,7 @@ void StreamCursor::on_history(const HistoryPage& page, CursorOutput& out) {
     target_ = std::max(target_, page.last_offset);
     const std::uint64_t before = last_;
     consume(page.messages, out);
-    if (!window_blocked_ && last_ < target_ && last_ == before) {
+    if (!window_blocked_ && !room_blocked_ && last_ < target_ && last_ == before) {
         // The next message we need was not in the page: history no longer has it.
         end(EndKind::HistoryLost,
             "messages after offset " + std::to_string(last_) + " are no longer in history (" +
@@ -118,6 +119,10 @@ bool StreamCursor::consume(const std::vector<MessagePtr>& messages, CursorOutput
             window_blocked_ = true;
             return false;
         }
+        if (!out.has_room()) {
+            room_blocked_ = true;
+            return false;
+        }
         deliver(message, out);
     }
     return true;
@@ -128,6 +133,11 @@ void StreamCursor::catch_up(CursorOutput& out) {
         if (phase_ == Phase::Ended) return;
         if (window_blocked_) {
             phase_ = Phase::WaitingAck;
+            return;
+        }
+        if (room_blocked_) {
+            phase_ = Phase::WaitingRoom;
+            out.wait_for_room();
             return;
         }
         if (!buffer_.empty()) {
@@ -144,6 +154,10 @@ void StreamCursor::catch_up(CursorOutput& out) {
             if (message->offset == last_ + 1) {
                 if (!fits_window(*message)) {
                     window_blocked_ = true;
+                    continue;
+                }
+                if (!out.has_room()) {
+                    room_blocked_ = true;
                     continue;
                 }
                 deliver(message, out);
@@ -180,6 +194,7 @@ void StreamCursor::on_live(const MessagePtr& message, CursorOutput& out) {
         case Phase::Starting:
         case Phase::CatchingUp:
         case Phase::WaitingAck:
+        case Phase::WaitingRoom:
             buffer_.push_back(message);
             // History still has the oldest ones: a later read fills the gap they leave.
             if (buffer_.size() > limits_.max_buffered) buffer_.pop_front();
@@ -223,6 +238,12 @@ std::string StreamCursor::on_ack(std::uint64_t offset, CursorOutput& out) {
         catch_up(out);
     }
     return {};
+}
+
+void StreamCursor::on_room(CursorOutput& out) {
+    if (phase_ != Phase::WaitingRoom) return;
+    room_blocked_ = false;
+    catch_up(out);
 }
 
 void StreamCursor::change_epoch(const std::string& epoch, std::uint64_t after, std::string_view reason, CursorOutput& out) {

@@ -14,6 +14,8 @@
 // With acknowledged delivery, history is pulled only as far as the window has room (a
 // resuming subscriber with many unacked messages gets them as it acks); a LIVE message that
 // does not fit ends the subscription (the module tells the client and closes with 1008).
+// History is also sent only while the client's outbound queue has room (has_room()): a
+// subscriber far behind is fed as fast as it reads, never cut as a slow subscriber.
 //
 // The owner feeds events (start, on_history, on_live, on_ack) under its own lock and acts on
 // what the CursorOutput is told, in that order. Not thread-safe.
@@ -79,6 +81,10 @@ public:
     virtual void read_history(std::uint64_t after, std::size_t max_messages) = 0;
     /// The subscription is over: the cursor takes no more events.
     virtual void end(EndKind kind, std::string_view message) = 0;
+    /// Whether the client can take more history now (its outbound queue is short enough).
+    virtual bool has_room() { return true; }
+    /// has_room() said no: call on_room() once it would say yes.
+    virtual void wait_for_room() {}
 };
 
 class StreamCursor {
@@ -88,6 +94,7 @@ public:
         Starting,    ///< the first read is outstanding (position not known yet)
         CatchingUp,  ///< a history read is outstanding
         WaitingAck,  ///< history to read, but the ack window is full
+        WaitingRoom,  ///< history to send, but the client's outbound queue is full
         Live,
         Ended,
     };
@@ -99,6 +106,8 @@ public:
     void on_live(const MessagePtr& message, CursorOutput& out);
     /// A cumulative ack. Returns an error for the client (nothing changed), or "".
     std::string on_ack(std::uint64_t offset, CursorOutput& out);
+    /// The client's queue has room again (after wait_for_room()).
+    void on_room(CursorOutput& out);
 
     Phase phase() const noexcept { return phase_; }
     const std::string& epoch() const noexcept { return epoch_; }
@@ -126,6 +135,7 @@ private:
     std::uint64_t last_ = 0;    // the last offset delivered (or the starting position)
     std::uint64_t target_ = 0;  // the stream's newest offset as the last read saw it
     bool window_blocked_ = false;  // a history message did not fit the ack window
+    bool room_blocked_ = false;    // the client's queue had no room for history
     std::deque<MessagePtr> buffer_;  // live messages while not Live, in bus order
     struct Unacked {
         std::uint64_t offset;

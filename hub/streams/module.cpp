@@ -134,7 +134,7 @@ void StreamsModule::publish(const websock::HttpRequest& request, const std::stri
     auto body = streams::checked_body(*format, request.body, problem);
     if (!body) return refuse(refusal(400, "bad_body", problem));
     if (context_.payload_rules != nullptr) {
-        if (const auto refused = context_.payload_rules->check(channel, request.body, kind_of(*format)))
+        if (const auto refused = context_.payload_rules->check(channel, *body, kind_of(*format)))
             return refuse(json_answer(refused->http_status,
                                       Json{{"error", "payload_rule"}, {"rule", refused->rule}, {"message", refused->message}}));
     }

@@ -39,6 +39,7 @@ struct StreamsOptions {
     static constexpr std::size_t kDefaultCatchUpBuffer = 10'000;
     static constexpr std::size_t kDefaultAckWindowMessages = 1000;
     static constexpr std::size_t kDefaultAckWindowBytes = 4u << 20;
+    static constexpr std::size_t kDefaultCatchUpQueueBytes = 1u << 20;
 
     std::string url_prefix;  ///< as the hub's (--url-prefix)
     std::string password;    ///< the publish password (--pwd); empty: anybody may publish
@@ -48,6 +49,9 @@ struct StreamsOptions {
     std::size_t max_catch_up_buffer = kDefaultCatchUpBuffer;   ///< live messages held per catching-up subscription
     std::size_t ack_window_messages = kDefaultAckWindowMessages;  ///< unacked messages per acked subscription
     std::size_t ack_window_bytes = kDefaultAckWindowBytes;        ///< unacked payload bytes per acked subscription
+    /// History goes to a catching-up subscriber only while less than this waits in its
+    /// outbound queue (keep it well under the hub's --max-queue-bytes, which cuts a subscriber).
+    std::size_t catch_up_queue_bytes = kDefaultCatchUpQueueBytes;
 };
 
 class StreamsModule final : public HubModule {

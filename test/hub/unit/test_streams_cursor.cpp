@@ -8,6 +8,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hub/streams/cursor.hpp"
@@ -49,6 +50,8 @@ struct Recorder final : CursorOutput {
     std::size_t reads = 0;
     std::optional<EndKind> ended;
     std::string end_message;
+    bool room = true;  // what has_room() answers
+    bool waiting_room = false;
 
     void subscribed(const Position& position, std::optional<bool> recovered, std::string_view reason) override {
         CHECK_FALSE(answer);  // exactly once
@@ -69,6 +72,15 @@ struct Recorder final : CursorOutput {
         CHECK_FALSE(ended);
         ended = kind;
         end_message = std::string(message);
+    }
+    bool has_room() override { return room; }
+    void wait_for_room() override {
+        CHECK_FALSE(room);
+        waiting_room = true;
+    }
+    void give_room(StreamCursor& cursor) {
+        room = true;
+        if (std::exchange(waiting_room, false)) cursor.on_room(*this);
     }
     std::pair<std::uint64_t, std::size_t> take_read() {
         REQUIRE(read);
@@ -455,7 +467,7 @@ TEST_CASE("cursor: random schedules of publishes, read snapshots and answers: ev
         std::optional<HistoryPage> snapshot;  // taken, not yet answered
         for (int step = 0; step < 2000 && !out.ended; ++step) {
             const bool can_publish = stream.last < total;
-            const unsigned action = roll(4);
+            const unsigned action = roll(6);
             if (action == 0 && can_publish) {
                 ++stream.last;
                 cursor.on_live(msg("E", stream.last), out);
@@ -468,6 +480,10 @@ TEST_CASE("cursor: random schedules of publishes, read snapshots and answers: ev
                 cursor.on_history(answer, out);
             } else if (action == 3 && with_acks && !out.delivered.empty()) {
                 CHECK(cursor.on_ack(out.delivered.back(), out).empty());
+            } else if (action == 4 && seed % 2 == 0) {
+                out.room = false;  // the client's queue fills up
+            } else if (action == 5 || (!can_publish && !out.room)) {
+                out.give_room(cursor);
             } else if (!can_publish && !out.read && !snapshot && (!with_acks || cursor.unacked() == 0) &&
                        cursor.phase() == StreamCursor::Phase::Live) {
                 break;  // everything published and delivered
@@ -506,4 +522,27 @@ TEST_CASE("cursor: random schedules of publishes, read snapshots and answers: ev
     CHECK(not_recovered > 10);
     CHECK(lost > 10);
     CHECK(window_cuts > 10);
+}
+
+TEST_CASE("cursor: history waits while the client's queue is full; live messages are held meanwhile") {
+    Recorder out;
+    StreamCursor cursor(Position{"E", 0}, limits());
+    cursor.start(out);
+    out.take_read();
+    out.room = false;
+    cursor.on_history(page("E", 4, 1, 1, 4), out);
+    CHECK(out.delivered.empty());
+    CHECK(cursor.phase() == StreamCursor::Phase::WaitingRoom);
+    CHECK(out.waiting_room);
+    CHECK_FALSE(out.read);
+    cursor.on_live(msg("E", 5), out);
+    CHECK(out.delivered.empty());
+    out.give_room(cursor);
+    CHECK(out.take_read() == std::pair<std::uint64_t, std::size_t>{0, 100});
+    cursor.on_history(page("E", 5, 1, 1, 5), out);
+    CHECK(out.delivered == range(1, 5));
+    CHECK(cursor.phase() == StreamCursor::Phase::Live);
+    out.room = false;
+    cursor.on_live(msg("E", 6), out);  // live messages go out whatever the queue
+    CHECK(out.delivered == range(1, 6));
 }
