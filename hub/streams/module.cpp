@@ -215,7 +215,15 @@ void StreamsModule::import_handover(std::string_view state) {
         return;
     }
     state.remove_prefix(kHandoverTag.size());
-    context_.bus->import_histories(state);
+    if (auto* local = dynamic_cast<LocalBus*>(context_.bus)) {
+        // LocalBus says why it refuses a state (damaged, another version): worth a line in the log.
+        if (const std::string refused = local->try_import_histories(state); !refused.empty()) {
+            log_error("streams: the previous process's stream histories were refused ({}); streams start afresh", refused);
+            return;
+        }
+    } else {
+        context_.bus->import_histories(state);
+    }
     log_info("streams: took over the previous process's stream histories ({} bytes)", state.size());
 }
 
