@@ -265,6 +265,7 @@ void Core::subscribe(const std::shared_ptr<Session>& session, SubscribeOp op) {
     CursorLimits limits;
     limits.page_messages = options_.history_page_messages;
     limits.max_buffered = options_.max_catch_up_buffer;
+    limits.max_buffered_bytes = options_.max_catch_up_buffer_bytes;
     limits.ack = op.ack;
     limits.ack_window_messages = options_.ack_window_messages;
     limits.ack_window_bytes = options_.ack_window_bytes;

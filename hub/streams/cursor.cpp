@@ -148,7 +148,7 @@ void StreamCursor::catch_up(CursorOutput& out) {
                 continue;
             }
             if (message->offset <= last_) {  // history gave it already
-                buffer_.pop_front();
+                pop_buffer();
                 continue;
             }
             if (message->offset == last_ + 1) {
@@ -161,7 +161,7 @@ void StreamCursor::catch_up(CursorOutput& out) {
                     continue;
                 }
                 deliver(message, out);
-                buffer_.pop_front();
+                pop_buffer();
                 continue;
             }
             // Dropped from a full buffer, or a gap on the bus: history has what is missing.
@@ -196,8 +196,10 @@ void StreamCursor::on_live(const MessagePtr& message, CursorOutput& out) {
         case Phase::WaitingAck:
         case Phase::WaitingRoom:
             buffer_.push_back(message);
+            buffer_bytes_ += message->payload_bytes;
             // History still has the oldest ones: a later read fills the gap they leave.
-            if (buffer_.size() > limits_.max_buffered) buffer_.pop_front();
+            while (buffer_.size() > 1 && (buffer_.size() > limits_.max_buffered || buffer_bytes_ > limits_.max_buffered_bytes))
+                pop_buffer();
             return;
         case Phase::Live:
             break;
@@ -209,6 +211,7 @@ void StreamCursor::on_live(const MessagePtr& message, CursorOutput& out) {
     if (message->offset <= last_) return;  // had it already (from history)
     if (message->offset > last_ + 1) {
         buffer_.push_back(message);
+        buffer_bytes_ += message->payload_bytes;
         target_ = message->offset - 1;
         request_read(out);
         return;
@@ -259,6 +262,7 @@ void StreamCursor::change_epoch(const std::string& epoch, std::uint64_t after, s
 void StreamCursor::end(EndKind kind, std::string_view message, CursorOutput& out) {
     phase_ = Phase::Ended;
     buffer_.clear();
+    buffer_bytes_ = 0;
     out.end(kind, message);
 }
 
@@ -273,6 +277,11 @@ std::size_t StreamCursor::window_room() const noexcept {
     if (unacked_.size() >= limits_.ack_window_messages) return 0;
     if (!unacked_.empty() && unacked_bytes_ >= limits_.ack_window_bytes) return 0;
     return std::min(limits_.page_messages, limits_.ack_window_messages - unacked_.size());
+}
+
+void StreamCursor::pop_buffer() noexcept {
+    buffer_bytes_ -= buffer_.front()->payload_bytes;
+    buffer_.pop_front();
 }
 
 void StreamCursor::deliver(const MessagePtr& message, CursorOutput& out) {

@@ -56,6 +56,7 @@ struct HistoryPage {
 struct CursorLimits {
     std::size_t page_messages = 500;  ///< one history read
     std::size_t max_buffered = 10'000;  ///< live messages held while catching up
+    std::size_t max_buffered_bytes = 8u << 20;  ///< ... and their payload bytes
     bool ack = false;                 ///< acknowledged delivery
     std::size_t ack_window_messages = 1000;  ///< unacked messages at most
     std::size_t ack_window_bytes = 4u << 20;  ///< unacked payload bytes at most (one message may pass it alone)
@@ -127,6 +128,7 @@ private:
     bool fits_window(const StreamMessage& message) const noexcept;
     std::size_t window_room() const noexcept;
     void deliver(const MessagePtr& message, CursorOutput& out);
+    void pop_buffer() noexcept;
 
     std::optional<Position> since_;
     CursorLimits limits_;
@@ -137,6 +139,7 @@ private:
     bool window_blocked_ = false;  // a history message did not fit the ack window
     bool room_blocked_ = false;    // the client's queue had no room for history
     std::deque<MessagePtr> buffer_;  // live messages while not Live, in bus order
+    std::size_t buffer_bytes_ = 0;   // their payload bytes
     struct Unacked {
         std::uint64_t offset;
         std::size_t bytes;

@@ -37,6 +37,7 @@ struct StreamsOptions {
     static constexpr std::size_t kDefaultMaxSubscriptions = 100;
     static constexpr std::size_t kDefaultHistoryPage = 500;
     static constexpr std::size_t kDefaultCatchUpBuffer = 10'000;
+    static constexpr std::size_t kDefaultCatchUpBufferBytes = 8u << 20;
     static constexpr std::size_t kDefaultAckWindowMessages = 1000;
     static constexpr std::size_t kDefaultAckWindowBytes = 4u << 20;
     static constexpr std::size_t kDefaultCatchUpQueueBytes = 1u << 20;
@@ -47,6 +48,7 @@ struct StreamsOptions {
     std::size_t max_subscriptions_per_connection = kDefaultMaxSubscriptions;
     std::size_t history_page_messages = kDefaultHistoryPage;   ///< one history read while catching up
     std::size_t max_catch_up_buffer = kDefaultCatchUpBuffer;   ///< live messages held per catching-up subscription
+    std::size_t max_catch_up_buffer_bytes = kDefaultCatchUpBufferBytes;  ///< ... and their payload bytes
     std::size_t ack_window_messages = kDefaultAckWindowMessages;  ///< unacked messages per acked subscription
     std::size_t ack_window_bytes = kDefaultAckWindowBytes;        ///< unacked payload bytes per acked subscription
     /// History goes to a catching-up subscriber only while less than this waits in its

@@ -546,3 +546,19 @@ TEST_CASE("cursor: history waits while the client's queue is full; live messages
     cursor.on_live(msg("E", 6), out);  // live messages go out whatever the queue
     CHECK(out.delivered == range(1, 6));
 }
+
+TEST_CASE("cursor: the catch-up buffer is bounded in bytes too") {
+    Recorder out;
+    CursorLimits l = limits();
+    l.max_buffered_bytes = 10;
+    StreamCursor cursor(Position{"E", 0}, l);
+    cursor.start(out);
+    out.take_read();
+    for (std::uint64_t o = 3; o <= 5; ++o) cursor.on_live(msg("E", o, 6), out);
+    CHECK(cursor.buffered() == 1);  // 12 bytes for two would pass 10: only 5 is kept
+    cursor.on_history(page("E", 2, 1, 1, 2), out);
+    CHECK(out.take_read() == std::pair<std::uint64_t, std::size_t>{2, 100});
+    cursor.on_history(page("E", 5, 1, 3, 5), out);
+    CHECK(out.delivered == range(1, 5));
+    CHECK(cursor.phase() == StreamCursor::Phase::Live);
+}
