@@ -288,13 +288,14 @@ void Core::subscribe(const std::shared_ptr<Session>& session, SubscribeOp op) {
         }
         session->subscriptions[op.channel] = subscription;
     }
-    // Registered for live messages BEFORE the first history read: nothing falls between.
-    add_to_index(subscription);
     Actions actions(*this, *subscription);
     {
         std::lock_guard lock(subscription->mutex);
-        subscription->cursor.start(actions);
+        subscription->cursor.start(actions);  // asks for the first read; nothing is sent yet
     }
+    // Registered for live messages BEFORE the first history read is queued: nothing falls
+    // between the two (what both see is sent once, by offset).
+    add_to_index(subscription);
     finish(subscription, actions);
 }
 
