@@ -445,6 +445,10 @@ void WebSocketServer::stop() noexcept {
 }
 
 void WebSocketServer::stop(CloseCode code, std::string_view reason) noexcept {
+    stop(code, reason, core_->options.shutdown_timeout);
+}
+
+void WebSocketServer::stop(CloseCode code, std::string_view reason, Milliseconds drain_timeout) noexcept {
     if (!core_->stopping.load()) {
         try {
             std::string text(reason.substr(0, codec::kMaxControlPayload - 2));
@@ -453,6 +457,7 @@ void WebSocketServer::stop(CloseCode code, std::string_view reason) noexcept {
                 text.pop_back();
             std::lock_guard lock(core_->mutex);
             core_->stop_close_ = {code, std::move(text)};
+            core_->stop_drain_timeout_ = drain_timeout;
         } catch (...) {
             // No memory for the reason: the default one goes out.
         }

@@ -161,6 +161,9 @@ public:
     /// reason is cut to the 123 bytes a close frame holds. The first stop() decides the code.
     /// Connections still in their HTTP phase are closed at once, as by stop().
     void stop(CloseCode code, std::string_view reason) noexcept;
+    /// The same, giving clients `drain_timeout` instead of shutdown_timeout to finish closing
+    /// (a restart may wait longer for its clients to leave than a plain stop does).
+    void stop(CloseCode code, std::string_view reason, Milliseconds drain_timeout) noexcept;
 
     /// Stop accepting new connections while the clients already in carry on: connection
     /// attempts wait in the listen backlog (they are not refused) until resume_accepting(),

@@ -103,7 +103,7 @@ public:
                 // Shutdown: no new connections; every client gets 1001; after the grace
                 // period the rest are cut.
                 stop_started = true;
-                stop_deadline = now + server_.options.shutdown_timeout;
+                stop_deadline = now + server_.drain_timeout();
                 if (accepting) {
                     // (closing it would not do: a listener handed to another process stays in epoll)
                     if (accept_paused_until_ == Clock::time_point{} && !user_paused_)

@@ -183,6 +183,12 @@ struct ServerCore {
         return stop_close_;
     }
     std::pair<CloseCode, std::string> stop_close_{CloseCode::GoingAway, "server shutting down"};  // (guarded by mutex)
+    /// How long clients get to finish closing once stopping: options.shutdown_timeout, or stop()'s.
+    Milliseconds drain_timeout() const {
+        std::lock_guard lock(mutex);
+        return stop_drain_timeout_.value_or(options.shutdown_timeout);
+    }
+    std::optional<Milliseconds> stop_drain_timeout_;  // (guarded by mutex)
     std::atomic<std::uint64_t> next_id{1};
     std::atomic<std::size_t> open_count{0};
 

@@ -65,9 +65,10 @@ void ServerCore::run_threaded() {
     for (const auto& client : everyone) core(*client).request_close(stop_code, stop_reason);
     for (const auto& client : everyone) core(*client).wake();  // also wakes handshaking ones
     everyone.clear();
+    const auto drain = drain_timeout();  // (takes `mutex`)
     {
         std::unique_lock lock(mutex);
-        const auto deadline = std::chrono::steady_clock::now() + options.shutdown_timeout;
+        const auto deadline = std::chrono::steady_clock::now() + drain;
         sessions_changed.wait_until(lock, deadline, [&] { return sessions.size() == finished.size(); });
         for (auto& [id, session] : sessions) {
             auto& client_core = core(*session.client);
