@@ -204,8 +204,10 @@ std::string RedisBus::send_batch(Link& link, std::vector<Queued>& batch, std::ve
                 again.erase(std::remove_if(again.begin(), again.end(), [&](std::size_t i) { return batch[i].kind != Queued::Kind::read; }),
                             again.end());
             }
+            // A retry cut off by a broken connection counts as unanswered, not as refused.
+            for (std::size_t i : again) replies[i].reset();
             pipeline(again, true);
-            load_scripts(link);
+            if (connection_error.empty()) load_scripts(link);
         }
     }
     discard_pending_sigpipe();
