@@ -249,11 +249,28 @@ describe('streams: answers when history cannot fill the gap, and every refusal',
         }
     });
 
-    test('the hub tells subscribers before it stops, and /metrics counts the streams API', async () => {
+    test('/metrics counts the streams API', async () => {
         const res = await request(hub, { path: '/metrics' });
         assert.match(res.body, /hub_published_total\{api="streams"\} \d+/);
         assert.match(res.body, /hub_stream_resumes_total\{api="streams",recovered="false"\} [1-9]/);
         assert.match(res.body, /hub_rejected_requests_total\{api="streams"\} [1-9]/);
+    });
+});
+
+describe('streams: a stopping hub', () => {
+    test('tells each subscriber (a going_away notice) before it closes them with 1001', async () => {
+        const hub = await startHub(['--pwd', PWD]);
+        const client = await StreamClient.open(hub);
+        await client.subscribe('bye');
+        await publishStream(hub, 'bye', 'one', { pwd: PWD });
+        await client.waitOffset('bye', 1);
+        await hub.stop();
+        const closed = await client.closed;
+        assert.equal(closed.code, 1001);
+        const notice = client.frames.at(-1);
+        assert.equal(notice.type, 'notice');
+        assert.equal(notice.notice, 'going_away');
+        assert.match(notice.message, /since/);
     });
 });
 
