@@ -117,7 +117,7 @@ for (const [engine, args] of [['event loops', ['--event-loops', '2']], ['threads
 describe('streams: answers when history cannot fill the gap, and every refusal', () => {
     let hub;
     before(async () => {
-        hub = await startHub(['--pwd', PWD]);
+        hub = await startHub(['--pwd', PWD, '--channel-rule', 'ruled.*; types=json; max_bytes=64; required=user:string']);
     });
     after(async () => {
         await hub.stop();
@@ -203,6 +203,32 @@ describe('streams: answers when history cannot fill the gap, and every refusal',
         assert.deepEqual(position, { channel: 'never-published', epoch: '', offset: 0, oldest: 0 });
         const refused = JSON.parse((await request(hub, { path: '/streams/refused' })).body);
         assert.equal(refused.offset, 1, 'only the accepted publish took an offset');
+    });
+
+    test('payload rules: a refused publish gets the rule and takes no offset', async () => {
+        const client = await StreamClient.open(hub);
+        try {
+            await client.subscribe('ruled.a');
+            let res = await publishStream(hub, 'ruled.a', 'plain text', { pwd: PWD });
+            assert.equal(res.status, 415);
+            assert.equal(res.json.error, 'payload_rule');
+            assert.equal(res.json.rule, 'types');
+            assert.ok(res.json.message.length > 0);
+            res = await publishStream(hub, 'ruled.a', JSON.stringify({ user: 'u', pad: 'x'.repeat(80) }), { pwd: PWD, contentType: 'application/json' });
+            assert.equal(res.status, 413);
+            assert.equal(res.json.rule, 'max_bytes');
+            res = await publishStream(hub, 'ruled.a', '{"name": "no user"}', { pwd: PWD, contentType: 'application/json' });
+            assert.equal(res.status, 422);
+            assert.equal(res.json.rule, 'required');
+            res = await publishStream(hub, 'ruled.a', '{ "user" : "ann" }', { pwd: PWD, contentType: 'application/json' });
+            assert.equal(res.status, 201, res.body);
+            assert.equal(res.json.offset, 1, 'the refused ones took no offset');
+            await client.waitOffset('ruled.a', 1);
+            assert.deepEqual(client.messages('ruled.a').map((m) => m.data), [{ user: 'ann' }]);
+            assert.equal((await publishStream(hub, 'other', 'plain text', { pwd: PWD })).status, 201, 'no rule: anything goes');
+        } finally {
+            await client.close();
+        }
     });
 
     test('protocol errors: each says what was wrong, and the connection stays usable', async () => {
