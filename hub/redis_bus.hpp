@@ -146,7 +146,7 @@ public:
     /// stream name that is empty, longer than 1024 bytes or holds a NUL is refused at once.
     void publish_sequenced(std::string topic, std::string stream, std::string payload, SequencedDone done) override;
     /// Queued to the writer thread, behind this node's publishes queued before it (so it
-    /// sees them); `done` runs there, or at once on the caller's thread when refused (Redis
+    /// sees them); at most 1,000,000 messages per read; `done` runs there, or at once on the caller's thread when refused (Redis
     /// down, bus stopped, too many reads queued).
     void read_history(std::string stream, std::uint64_t after, std::size_t max_messages, HistoryDone done) override;
     /// Wakes and joins both threads; every publish not yet answered gets !ok ("bus stopped").

@@ -18,6 +18,10 @@ namespace hub {
 using namespace redis_bus_detail;
 
 namespace {
+/// A history read's reply is bounded by the history's max_bytes anyway; this keeps COUNT a
+/// number Lua and Redis take (a caller asking for SIZE_MAX gets pages of this size).
+constexpr std::size_t max_messages_per_read = 1'000'000;
+
 /// Whether an idle connection is still open: Redis never speaks unasked, so a readable
 /// socket means it closed the connection (restart, timeout). Found before sending, the batch
 /// can go on a new connection with no doubt whether Redis took it.
@@ -157,7 +161,7 @@ std::string RedisBus::send_batch(Link& link, std::vector<Queued>& batch, std::ve
             args.insert(args.end(), {own(stream_state_key(options_.stream_key, item.stream)),
                                      own(stream_history_key(options_.stream_key, item.stream)),
                                      own(none_after ? std::string("0-0") : std::to_string(item.after + 1) + "-0"),
-                                     own(std::to_string(none_after ? 0 : item.max_messages)), max_entries, max_bytes, max_age});
+                                     own(std::to_string(none_after ? 0 : std::min(item.max_messages, max_messages_per_read))), max_entries, max_bytes, max_age});
         }
         std::vector<const char*> argv;
         std::vector<std::size_t> lengths;

@@ -215,6 +215,9 @@ TEST_CASE("redis sequenced: two nodes publish to one stream at once; offsets 1..
     CHECK(read.messages.back().offset == 995);
     CHECK(read_history(node_a, "room", 2 * per_node).messages.empty());
     CHECK(read_history(node_a, "room", std::numeric_limits<std::uint64_t>::max()).messages.empty());
+    const hub::HistoryRead unbounded = read_history(node_a, "room", 0, std::numeric_limits<std::size_t>::max());
+    CHECK(unbounded.ok);
+    CHECK(unbounded.messages.size() == 2 * per_node);
     const hub::HistoryRead unknown = read_history(node_a, "never", 0);
     CHECK(unknown.ok);
     CHECK(unknown.epoch.empty());
