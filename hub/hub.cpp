@@ -1,6 +1,7 @@
 #include "hub/hub.hpp"
 
 #include <exception>
+#include <thread>
 
 #include "hub/aiows.hpp"
 #include "hub/log.hpp"
@@ -19,6 +20,7 @@ websock::ServerOptions server_options(const HubOptions& options) {
     server.unix_socket_path = options.unix_socket_path;
     server.reuse_address = options.reuse_address;
     server.reuse_port = options.reuse_port;
+    server.listen_fd = options.listen_fd;
     server.max_http_body_bytes = options.max_http_body_bytes;
     server.max_message_bytes = options.max_client_message_bytes;
     server.max_frame_bytes = options.max_client_message_bytes;
@@ -127,7 +129,9 @@ bool Hub::serve_forever() {
     return served;
 }
 
-void Hub::stop() noexcept {
+void Hub::stop() noexcept { stop(websock::CloseCode::GoingAway, "server shutting down", options_.shutdown_timeout); }
+
+void Hub::stop(websock::CloseCode code, std::string_view reason, websock::Milliseconds drain) noexcept {
     if (stop_requested_.exchange(true)) return;
     // Modules answer what they hold (long polls) while the connections are still up.
     for (auto& mounted : modules_) {
@@ -138,12 +142,62 @@ void Hub::stop() noexcept {
         } catch (...) {
         }
     }
-    server_->stop();
+    server_->stop(code, reason, drain);
     {
         std::lock_guard lock(tick_mutex_);
         tick_stopping_ = true;
     }
     tick_wake_.notify_all();
+}
+
+// ---- zero-downtime restart ------------------------------------------------------------------
+
+struct Hub::BusyScope {
+    Hub& hub;
+    ~BusyScope() { hub.busy_.fetch_sub(1); }
+};
+
+// Raise busy_ first, then look at frozen_ (both sequentially consistent): a freeze that set
+// frozen_ and then saw busy_ at 0 can be sure that nobody is inside a module, nor will be.
+bool Hub::enter_module() noexcept {
+    busy_.fetch_add(1);
+    if (!frozen_.load()) return true;
+    busy_.fetch_sub(1);
+    return false;
+}
+
+bool Hub::freeze_for_handover(std::chrono::milliseconds limit) {
+    frozen_.store(true);
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    // A publish inside a module takes microseconds (a Redis one is handed to the bus's
+    // thread): poll briefly rather than make every request signal a condition.
+    while (busy_.load() != 0) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
+void Hub::thaw() noexcept { frozen_.store(false); }
+
+std::vector<std::pair<std::string, std::string>> Hub::export_handover() {
+    std::vector<std::pair<std::string, std::string>> states;
+    for (auto& mounted : modules_) {
+        std::string state = mounted.module->export_handover();
+        if (!state.empty()) states.emplace_back(std::string(mounted.module->name()), std::move(state));
+    }
+    return states;
+}
+
+bool Hub::import_handover(std::string_view module, std::string_view state) {
+    for (auto& mounted : modules_) {
+        if (mounted.module->name() != module) continue;
+        mounted.module->import_handover(state);
+        return true;
+    }
+    log_warning("restart: the predecessor handed over {} bytes for module {}, which this binary does not have; dropped",
+                state.size(), module);
+    return false;
 }
 
 void Hub::shut_down_threads() noexcept {
@@ -164,6 +218,8 @@ void Hub::tick_loop() {
     for (;;) {
         tick_wake_.wait_for(lock, options_.tick_interval, [this] { return tick_stopping_; });
         if (tick_stopping_) return;
+        // Frozen for a restart: housekeeping would change state after it was handed over.
+        if (frozen_.load()) continue;
         lock.unlock();
         for (auto& mounted : modules_) {
             try {
@@ -235,6 +291,14 @@ void Hub::install_callbacks() {
         owner->module->on_open(client);
     });
     server.on_data_receive([this](websock::Client& client, std::string_view data, websock::MessageType type) {
+        if (!enter_module()) {
+            // Restarting: the state went to the successor already; this client is told to
+            // reconnect there (its message unread: a module's protocol resends it, or an
+            // unacknowledged delivery comes again).
+            client.close(websock::CloseCode::ServiceRestart, kRestartCloseReason);
+            return;
+        }
+        BusyScope busy{*this};
         if (Mounted* owner = owner_of(client.id())) owner->module->on_message(client, data, type);
     });
     server.on_connection_close([this](websock::Client& client, websock::CloseCode code, std::string_view reason) {
@@ -274,6 +338,15 @@ void Hub::install_callbacks() {
 
 void Hub::handle_http(const websock::HttpRequest& request, const std::shared_ptr<websock::HttpResponder>& responder) {
     metrics_.http_requests.Increment();
+    if (!enter_module()) {
+        // Restarting: nothing is accepted here any more. Connection: close makes the client
+        // retry on a new connection, which the successor accepts.
+        answer(responder, websock::HttpResponse::text(503, "service restarting: retry on a new connection\n")
+                              .header("Retry-After", "1")
+                              .header("Connection", "close"));
+        return;
+    }
+    BusyScope busy{*this};
     try {
         if (request.path == prefix_ + "metrics") {
             if (request.method != "GET" && request.method != "HEAD") {

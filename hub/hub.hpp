@@ -11,12 +11,14 @@
 // Adding an API is one line: hub.add_module(std::make_unique<MyModule>(...)) before listen().
 //
 // Threads: add_module/set_bus before listen(); listen() and serve_forever() from one thread;
-// stop() from any thread (a signal-handling thread, a callback). The server's callbacks run on
+// stop() and the restart calls (freeze_for_handover, export_handover, ...) from any thread
+// but a callback's (a signal-handling thread, the restart thread of hub/restart.cpp). The server's callbacks run on
 // its loop thread (EventLoop engine) or client threads (ThreadPerClient); bus messages on the
 // bus's thread (RedisBus) or the publisher's (LocalBus).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -25,6 +27,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <websock/websock.hpp>
@@ -40,6 +43,9 @@ class Gauge;
 
 namespace hub {
 
+/// The reason of the 1012 (Service Restart) close a restart gives every client.
+inline constexpr std::string_view kRestartCloseReason = "service restart: reconnect and resume";
+
 struct HubOptions {
     // --- where to listen (aiows' flags) ---
     std::string host = "127.0.0.1";  ///< loopback: exposing a publish API is a decision (aiows: every interface)
@@ -48,6 +54,9 @@ struct HubOptions {
     bool reuse_address = true;       ///< SO_REUSEADDR: restart without waiting out TIME_WAIT
     bool reuse_port = false;         ///< SO_REUSEPORT: off, so that a second hub on the port fails loudly
                                      ///< (aiows turns it on)
+    /// A listening socket to serve instead of binding (LISTEN_FDS: systemd socket activation,
+    /// or the predecessor of a zero-downtime restart); -1: bind host:port or unix_socket_path.
+    int listen_fd = -1;
 
     // --- the APIs ---
     std::string url_prefix;  ///< every endpoint (and /metrics) lives under it: "/api" -> /api/channel/x/
@@ -72,6 +81,11 @@ struct HubOptions {
     std::size_t max_clients = 10000;  ///< open WebSockets; more get 503
     websock::Milliseconds tick_interval{1000};  ///< how often modules' on_tick() runs
     websock::Milliseconds shutdown_timeout{3000};  ///< stop(): time clients get to finish closing
+
+    // --- zero-downtime restart (hub/restart.hpp; main() hands these to the Restarter) ---
+    std::string pidfile;  ///< --pidfile: written atomically once serving; a successor rewrites it
+    websock::Milliseconds drain_timeout{10000};  ///< after a restart's 1012: time clients get to go
+    websock::Milliseconds restart_ready_timeout{30000};  ///< a successor that is not ready by then is killed
     /// A request a module holds (long poll) longer than this is answered 503 by the server.
     websock::Milliseconds http_response_timeout{120000};
 };
@@ -99,6 +113,26 @@ public:
     /// Tell modules to answer what they hold, close every client with 1001, and make
     /// serve_forever() return. Safe from any thread; calling it twice is harmless.
     void stop() noexcept;
+
+    // --- zero-downtime restart (hub/restart.cpp drives these; docs/hub.md) ---
+    /// Refuse publishes from now on (every plain HTTP request: 503, Retry-After and
+    /// Connection: close, so the client retries on a new connection, which the successor
+    /// takes; a WebSocket message: its client is closed with 1012 unread), pause the modules'
+    /// ticks, and wait until the requests and messages already inside a module are done, so
+    /// that export_handover() sees every publish accepted. False when they are not done
+    /// within `limit` (the hub stays frozen; thaw() to carry on).
+    bool freeze_for_handover(std::chrono::milliseconds limit);
+    /// Take publishes again (a restart that failed).
+    void thaw() noexcept;
+    bool frozen() const noexcept { return frozen_.load(); }
+    /// Each module's export_handover(), as (module name, bytes), in module order; modules
+    /// with nothing to hand over are left out. Throws what a module threw.
+    std::vector<std::pair<std::string, std::string>> export_handover();
+    /// Give `state` to the module of that name (import_handover). False when no module has
+    /// the name (logged). Throws what the module threw. After listen(), before serving.
+    bool import_handover(std::string_view module, std::string_view state);
+    /// As stop(), but clients are closed with `code` and `reason` and get `drain` to go.
+    void stop(websock::CloseCode code, std::string_view reason, websock::Milliseconds drain) noexcept;
 
     Metrics& metrics() noexcept { return metrics_; }
     Bus* bus() noexcept { return bus_.get(); }
@@ -133,6 +167,12 @@ private:
     bool listening_ = false;
     bool bus_started_ = false;
     std::atomic<bool> stop_requested_{false};
+    // A restart's freeze: `frozen_` refuses new work; `busy_` counts requests and messages
+    // inside a module (each raises it first, then checks frozen_: see enter_module()).
+    std::atomic<bool> frozen_{false};
+    std::atomic<int> busy_{0};
+    struct BusyScope;
+    bool enter_module() noexcept;
     std::mutex tick_mutex_;
     std::condition_variable tick_wake_;
     bool tick_stopping_ = false;  // guarded by tick_mutex_
