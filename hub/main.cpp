@@ -10,6 +10,7 @@
 // Every flag can also come from the environment (HUB_PWD, HUB_USOCK, ...; a flag wins).
 // Prints "listening on HOST:PORT" (or "listening on unix:PATH") once it accepts connections.
 // SIGINT/SIGTERM: answer what is pending, close every client with 1001, exit 0.
+// SIGHUP, or `websock-hub --restart PIDFILE`: zero-downtime restart (hub/restart.hpp).
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -32,6 +33,8 @@
 #include "hub/channelstream/module.hpp"
 #include "hub/hub.hpp"
 #include "hub/log.hpp"
+#include "hub/restart.hpp"
+#include "hub/restart_channel.hpp"
 #include "hub/streams/module.hpp"
 
 namespace {
@@ -66,6 +69,20 @@ options (each also from the environment variable in brackets; a flag wins):
                           one rule per line). The first rule whose glob matches a channel
                           decides: flags, then the variable, then the INI file's
                           [channel:PATTERN] sections. A refused publish gets 413, 415 or 422.
+
+zero-downtime restart (SIGHUP; docs/hub.md has the sequence):
+  --pidfile PATH          write the pid here (atomically) once serving; a successor rewrites
+                          it (HUB_PIDFILE)
+  --drain-timeout S       after a restart's 1012, seconds the old process's clients get to
+                          go (HUB_DRAIN_TIMEOUT; default 10)
+  --ready-timeout S       seconds the new process gets to be ready, and again to take over;
+                          past them it is killed and the old one serves on (HUB_READY_TIMEOUT;
+                          default 30)
+  websock-hub --restart PIDFILE
+                          restart the hub whose pid PIDFILE holds: exit 0 once its successor
+                          serves, 1 when the restart failed (the old process serves on)
+A hub started with LISTEN_FDS=1 (systemd socket activation) serves that socket instead of
+binding one.
 )";
 
 std::optional<std::uint64_t> parse_number(std::string_view text) {
@@ -115,6 +132,12 @@ bool set_event_loops(hub::HubOptions& o, std::string_view v) {
     o.event_loops = *loops;
     return true;
 }
+bool set_seconds(websock::Milliseconds& target, std::string_view v) {
+    const auto seconds = parse_number(v);
+    if (!seconds || *seconds > 86400) return false;
+    target = websock::Milliseconds(*seconds * 1000);
+    return true;
+}
 bool set_threads(hub::HubOptions& o, std::string_view v) {
     const auto on = parse_bool(v);
     if (on) o.engine = *on ? websock::Engine::ThreadPerClient : websock::Engine::EventLoop;
@@ -133,6 +156,10 @@ const Setting kSettings[] = {
     {"--max-queue-bytes", "HUB_MAX_QUEUE_BYTES", set_queue},
     {"--threads", "HUB_THREADS", set_threads},  // a bare flag: "--threads" alone means on
     {"--event-loops", "HUB_EVENT_LOOPS", set_event_loops},
+    {"--pidfile", "HUB_PIDFILE", [](hub::HubOptions& o, std::string_view v) { o.pidfile = v; return !v.empty(); }},
+    {"--drain-timeout", "HUB_DRAIN_TIMEOUT", [](hub::HubOptions& o, std::string_view v) { return set_seconds(o.drain_timeout, v); }},
+    {"--ready-timeout", "HUB_READY_TIMEOUT",
+     [](hub::HubOptions& o, std::string_view v) { return set_seconds(o.restart_ready_timeout, v) && o.restart_ready_timeout.count() > 0; }},
 };
 
 // The payload rules, in the order in which they are tried: --channel-rule flags (taken out
@@ -235,6 +262,22 @@ int main(int argc, char** argv) {
         fmt::print("{}", hub::channelstream::example_config());
         return 0;
     }
+    if (argc >= 2 && std::string_view(argv[1]).substr(0, 9) == "--restart") {
+        const std::string_view arg = argv[1];
+        const std::string pidfile = arg.size() > 10 && arg[9] == '=' ? std::string(arg.substr(10)) : argc >= 3 ? argv[2] : "";
+        if (pidfile.empty() || (arg.size() > 9 && arg[9] != '=')) {
+            fmt::print(stderr, "usage: websock-hub --restart PIDFILE\n");
+            return 2;
+        }
+        // Twice the ready timeout (ready, then the takeover) and some.
+        return hub::request_restart(pidfile, std::chrono::seconds(75));
+    }
+    // What a predecessor or systemd handed us: before any thread starts (it edits environ).
+    const auto inherited = hub::restart::take_inherited();
+    if (!inherited.error.empty()) {
+        fmt::print(stderr, "websock-hub: {}\n", inherited.error);
+        return 2;
+    }
     // The channelstream settings first: its INI file (-i), CHANNELSTREAM_* variables and its
     // own flags are taken out of the arguments; the hub's flags are what is left.
     std::vector<std::string> args(argv + 1, argv + argc);
@@ -253,6 +296,14 @@ int main(int argc, char** argv) {
     if (const auto exit_code = read_payload_rules(hub_args, channelstream.config, options.payload_rules)) return *exit_code;
     if (const auto exit_code = read_settings(static_cast<int>(hub_args.size()), hub_args.data(), options)) return *exit_code;
     hub::log_add_secret(options.password);
+    if (inherited.listen_fd >= 0) {  // serve it, and name it as it is, whatever the flags say
+        options.listen_fd = inherited.listen_fd;
+        options.unix_socket_path = inherited.unix_socket ? inherited.unix_path : "";
+        if (!inherited.unix_socket) {
+            options.host = inherited.host;
+            options.port = inherited.port;
+        }
+    }
 
     // SIGINT/SIGTERM are taken by one thread that waits for them, so that stop() runs as
     // ordinary code (modules answer pending requests, then the server closes clients). Block
@@ -261,6 +312,7 @@ int main(int argc, char** argv) {
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP);  // a restart (hub/restart.hpp)
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
@@ -285,11 +337,21 @@ int main(int argc, char** argv) {
                    "websock-hub: WARNING: no publish password is set (--pwd or HUB_PWD): anybody who can reach this "
                    "port can publish to every channel\n");
     if (!hub.listen()) return 1;
+    hub::Restarter restarter(hub, std::vector<std::string>(argv, argv + argc),
+                             {options.pidfile, options.restart_ready_timeout, options.drain_timeout});
+    if (!restarter.start(inherited.handover_fd)) return 1;  // a predecessor's takeover failed: it serves on
 
-    std::thread signal_waiter([&hub, stop_signals] {
-        int signal_number = 0;
-        sigwait(&stop_signals, &signal_number);
-        hub.stop();
+    std::thread signal_waiter([&hub, &restarter, stop_signals] {
+        for (;;) {
+            siginfo_t info{};
+            if (sigwaitinfo(&stop_signals, &info) < 0) continue;  // EINTR
+            if (info.si_signo == SIGHUP) {
+                restarter.on_restart_signal(info);
+                continue;
+            }
+            hub.stop();
+            return;
+        }
     });
 
     fmt::print("listening on {}\n", hub.address());
@@ -299,6 +361,7 @@ int main(int argc, char** argv) {
     // wake the waiter with a signal of its own so that it can be joined.
     pthread_kill(signal_waiter.native_handle(), SIGTERM);
     signal_waiter.join();
+    restarter.finish();
     hub::log_info("stopped");
     return served ? 0 : 1;
 }
