@@ -513,13 +513,14 @@ bool WebSocketServer::serve_forever() {
     } serving_flag{core};
     if (!listen()) return false;
 
-    if (core.options.engine == Engine::EventLoop) core.run_event_loop();
+    bool served = true;
+    if (core.options.engine == Engine::EventLoop) served = core.run_event_loop();
     else core.run_threaded();
     core.report_suppressed(true);
     core.invoke(nullptr, "on_server_destruct", core.on_destruct);
     core.signal_scope.reset();  // the previous handlers are back
     core.stopping.store(false);
-    return true;
+    return served;
 }
 
 namespace detail {
@@ -531,7 +532,13 @@ std::shared_ptr<Client> ServerCore::new_client(int socket) {
     client_core->peer = peer_address(socket);
     client_core->max_queue_bytes = options.max_outbound_queue_bytes;
     client_core->policy = options.queue_full_policy;
-    if (options.engine != Engine::EventLoop) client_core->waker = Waker();  // see ClientCore::waker
+    if (options.engine != Engine::EventLoop) {
+        client_core->waker = Waker();  // see ClientCore::waker
+        if (const int error = startup_fault_for(StartupCall::ClientWaker, client_wakers_made.fetch_add(1))) {
+            client_core->waker = Waker(Waker::NoDescriptor{});
+            errno = error;
+        }
+    }
     if (options.engine != Engine::EventLoop && !client_core->waker.valid()) {
         const int error = errno;
         send_all_before(socket, codec::make_handshake_error(503, "server out of resources"), std::chrono::steady_clock::now());

@@ -150,7 +150,9 @@ public:
     /// serve_forever() if not yet done. Returns false (and reports to on_error) on failure.
     bool listen();
     /// Accept and serve until stop(). Returns after every client thread has ended and
-    /// on_server_destruct has run. Returns false if the server could not listen.
+    /// on_server_destruct has run. Returns false if the server could not listen, or could not
+    /// start (the event loop engine without the epoll set or eventfd of its first loop;
+    /// on_error says which).
     bool serve_forever();
     /// Ask the server to stop: stop accepting, close every client with 1001, wait up to
     /// shutdown_timeout, cut the rest. Safe from any thread and from signal-free contexts;

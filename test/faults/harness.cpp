@@ -49,9 +49,10 @@ ServerUnderTest::ServerUnderTest(const Setup& setup, std::shared_ptr<FaultPlan> 
         ++closes_[client.id()];
         changed_.notify_all();
     });
-    server.on_error([this](websock::Client*, const websock::Error&) {
+    server.on_error([this](websock::Client*, const websock::Error& error) {
         std::lock_guard lock(mutex_);
         ++error_reports_;
+        error_messages_.push_back(error.message);
     });
     // Echo, and two commands: "close-me" asks the server to start the close handshake,
     // "throw-out-of-memory" makes the callback throw std::bad_alloc.
@@ -83,11 +84,13 @@ ServerUnderTest::ServerUnderTest(const Setup& setup, std::shared_ptr<FaultPlan> 
         return make_faulty_transport(std::move(inner), plan, tls);
     };
     core.accept_hook = setup.accept_hook;
+    core.startup_fault = setup.startup_fault;
     server.listen();
     serving_ = std::thread([this] {
-        server_->serve_forever();
+        const bool result = server_->serve_forever();
         std::lock_guard lock(mutex_);
         served_ = true;
+        serve_result_ = result;
         changed_.notify_all();
     });
     answerer_ = std::thread([this] { answer_async_requests(); });
@@ -165,6 +168,21 @@ std::size_t ServerUnderTest::opened() const {
 std::size_t ServerUnderTest::error_reports() const {
     std::lock_guard lock(mutex_);
     return error_reports_;
+}
+
+std::vector<std::string> ServerUnderTest::error_messages() const {
+    std::lock_guard lock(mutex_);
+    return error_messages_;
+}
+
+std::optional<bool> ServerUnderTest::serve_result() const {
+    std::lock_guard lock(mutex_);
+    return serve_result_;
+}
+
+bool ServerUnderTest::wait_served(std::chrono::milliseconds limit) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, limit, [&] { return served_; });
 }
 
 }  // namespace faults

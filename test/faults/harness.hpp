@@ -11,11 +11,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "test/faults/faulty_transport.hpp"
+#include "websock/detail/server_core.hpp"
 #include "websock/server.hpp"
 
 namespace faults {
@@ -31,6 +33,8 @@ struct Setup {
     const TlsFiles* tls = nullptr;  ///< wss when set
     bool async_http = false;        ///< plain HTTP through on_http_request_async (else on_http_request)
     std::function<int(int)> accept_hook;  ///< replaces accept4() (see ServerCore::accept_hook)
+    /// Fails an engine's start-up calls (see ServerCore::startup_fault).
+    std::function<int(websock::detail::ServerCore::StartupCall, std::size_t)> startup_fault;
 };
 
 /// Open file descriptors of this process (/proc/self/fd).
@@ -60,6 +64,10 @@ public:
     std::string bookkeeping_errors() const;
     std::size_t opened() const;
     std::size_t error_reports() const;
+    std::vector<std::string> error_messages() const;  ///< every on_error message, in order
+    /// What serve_forever() returned, once it has (wait with stop_and_join or wait_served).
+    std::optional<bool> serve_result() const;
+    bool wait_served(std::chrono::milliseconds limit);
 
 private:
     void answer_async_requests();  // the thread that answers on_http_request_async
@@ -77,6 +85,8 @@ private:
     bool answerer_stop_ = false;  // guarded
     bool served_ = false;         // serve_forever returned (guarded)
     std::size_t error_reports_ = 0;
+    std::vector<std::string> error_messages_;  // guarded
+    std::optional<bool> serve_result_;         // guarded
 };
 
 }  // namespace faults

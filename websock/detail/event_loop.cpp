@@ -52,17 +52,25 @@ struct Timer {
     bool operator>(const Timer& other) const noexcept { return when > other.when; }
 };
 
+Fd make_epoll(const ServerCore& server, std::size_t index) {
+    if (const int error = server.startup_fault_for(ServerCore::StartupCall::EpollCreate, index)) {
+        errno = error;
+        return Fd();
+    }
+    return Fd(::epoll_create1(EPOLL_CLOEXEC));
+}
+
 class EventLoop {
 public:
     /// Loop 0 (given every loop's inbox with set_peers(), its own first) accepts and hands
     /// connections out; the others take theirs from `inbox`.
-    EventLoop(ServerCore& server, LoopInbox& inbox)
+    EventLoop(ServerCore& server, LoopInbox& inbox, std::size_t index)
         : server_(server),
           inbox_(inbox),
           read_buffer_(std::max<std::size_t>(server.options.read_buffer_bytes, 4096)),
-          epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
+          epoll_(make_epoll(server, index)) {
         if (!epoll_.valid())
-            server_.report(nullptr, ErrorKind::Io, fmt::format("epoll_create1: {}", std::strerror(errno)));
+            server_.report(nullptr, ErrorKind::Io, fmt::format("event loop {}: epoll_create1: {}", index, std::strerror(errno)));
     }
     bool valid() const noexcept { return epoll_.valid() && inbox_.waker.valid(); }
     void set_peers(std::vector<LoopInbox*> peers) { peers_ = std::move(peers); }
@@ -393,17 +401,35 @@ private:
 
 }  // namespace
 
-void ServerCore::run_event_loop() {
+std::unique_ptr<LoopInbox> ServerCore::make_inbox(std::size_t index) {
+    auto inbox = std::make_unique<LoopInbox>();
+    if (const int error = startup_fault_for(StartupCall::LoopWaker, index)) {
+        inbox->waker = Waker(Waker::NoDescriptor{});
+        errno = error;
+    }
+    if (!inbox->waker.valid())
+        report(nullptr, ErrorKind::Io, fmt::format("event loop {}: eventfd: {}", index, std::strerror(errno)));
+    return inbox;
+}
+
+bool ServerCore::run_event_loop() {
     const std::size_t wanted = options.event_loops != 0 ? options.event_loops
                                                          : std::max(1u, std::thread::hardware_concurrency());
-    while (loop_inboxes.size() < wanted) loop_inboxes.push_back(std::make_unique<LoopInbox>());
+    // Inboxes outlive a run (a server may serve again); one without its eventfd is made anew.
+    loop_inboxes.resize(std::max(loop_inboxes.size(), wanted));
     // Every loop is made before any runs, so loop 0 hands connections only to loops that
     // could start; one that cannot (no descriptor, no thread) is reported and left out.
     std::vector<std::unique_ptr<EventLoop>> loops;
     for (std::size_t i = 0; i < wanted; ++i) {
-        auto loop = std::make_unique<EventLoop>(*this, *loop_inboxes[i]);
+        if (!loop_inboxes[i] || !loop_inboxes[i]->waker.valid()) loop_inboxes[i] = make_inbox(i);
+        if (!loop_inboxes[i]->waker.valid()) {
+            if (i == 0) return false;  // reported; serve_forever() returns false
+            report(nullptr, ErrorKind::Limit, fmt::format("event loop {} cannot start; running {}", i, i));
+            break;
+        }
+        auto loop = std::make_unique<EventLoop>(*this, *loop_inboxes[i], i);
         if (!loop->valid()) {
-            if (i == 0) return;  // reported; serve_forever() returns
+            if (i == 0) return false;  // reported; serve_forever() returns false
             report(nullptr, ErrorKind::Limit, fmt::format("event loop {} cannot start; running {}", i, i));
             break;
         }
@@ -412,6 +438,8 @@ void ServerCore::run_event_loop() {
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < loops.size(); ++i) {
         try {
+            if (const int error = startup_fault_for(StartupCall::LoopThread, i))
+                throw std::system_error(error, std::generic_category(), "thread");
             threads.emplace_back([loop = loops[i].get()] { loop->run(); });
         } catch (const std::system_error& e) {
             report(nullptr, ErrorKind::Limit, fmt::format("event loop {} cannot start ({}); running {}", i, e.what(), i));
@@ -426,10 +454,12 @@ void ServerCore::run_event_loop() {
     for (auto& thread : threads) thread.join();
     // Connections handed to a loop that had already stopped: never answered, now closed.
     for (auto& inbox : loop_inboxes) {
+        if (!inbox) continue;  // past a loop that could not start
         std::lock_guard lock(inbox->mutex);
         inbox->sockets.clear();
         inbox->woken.clear();
     }
+    return true;
 }
 
 }  // namespace websock::detail

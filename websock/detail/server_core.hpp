@@ -214,6 +214,21 @@ struct ServerCore {
     std::function<std::unique_ptr<Transport>(std::unique_ptr<Transport>)> wrap_transport;
     /// Replaces accept4() on the listening socket: a descriptor, or -1 with errno set.
     std::function<int(int listen_fd)> accept_hook;
+    /// The calls an engine makes to start, which the fault suite can fail.
+    enum class StartupCall : std::uint8_t {
+        EpollCreate,   ///< epoll_create1 of event loop `index`
+        LoopWaker,     ///< the inbox eventfd of event loop `index`
+        LoopThread,    ///< starting the thread of event loop `index` (1, 2, ...)
+        ClientThread,  ///< starting a client's thread (thread per client; `index` counts clients)
+        ClientWaker,   ///< a client's eventfd (thread per client; `index` counts clients)
+    };
+    /// Returns the errno with which that call fails, or 0 to let it run.
+    std::function<int(StartupCall call, std::size_t index)> startup_fault;
+    int startup_fault_for(StartupCall call, std::size_t index) const {
+        return startup_fault ? startup_fault(call, index) : 0;
+    }
+    std::atomic<std::size_t> client_threads_started{0};  ///< the ClientThread index
+    std::atomic<std::size_t> client_wakers_made{0};      ///< the ClientWaker index
     static ServerCore& of(WebSocketServer& server) noexcept { return *server.core_; }
 
     /// What one accept attempt gave.
@@ -254,7 +269,8 @@ struct ServerCore {
     bool refuse_if_full(int socket);
 
     void run_threaded();    // Engine::ThreadPerClient: accept loop + one thread per client
-    void run_event_loop();  // Engine::EventLoop: one epoll loop runs every client
+    bool run_event_loop();  // Engine::EventLoop: epoll loops run every client; false: loop 0 could not start
+    std::unique_ptr<LoopInbox> make_inbox(std::size_t index);  // reports a missing eventfd
     void start_session(Fd socket);  // thread engine: a thread for an accepted socket (or 503)
     void run_session(std::shared_ptr<Client> client, Fd socket);  // body of a client thread
     void session_finished(std::uint64_t id);

@@ -92,6 +92,8 @@ void ServerCore::start_session(Fd socket) {
     try {
         // The thread owns the socket once it runs; until then `socket` does, so a thread
         // that cannot be started leaves nothing open.
+        if (const int error = startup_fault_for(StartupCall::ClientThread, client_threads_started.fetch_add(1)))
+            throw std::system_error(error, std::generic_category(), "thread");
         session.thread = std::thread([this, client, fd = socket.get()]() mutable {
             run_session(std::move(client), detail::Fd(fd));
         });
