@@ -208,6 +208,7 @@ private:
     std::deque<Queued> queue_;                  ///< waiting for the writer
     std::map<std::uint64_t, Pending> pending_;  ///< every unanswered publish, by sequence
     std::size_t pending_bytes_ = 0;
+    std::chrono::steady_clock::time_point next_sweep_{};  ///< sweep_timeouts() runs at most this often
     std::size_t queued_reads_ = 0;  ///< reads in queue_ (bounded by max_pending_publishes)
     HistoryLimits history_limits_;
     std::uint64_t next_seq_ = 1;

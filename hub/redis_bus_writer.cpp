@@ -133,6 +133,10 @@ std::string RedisBus::send_batch(Link& link, std::vector<Queued>& batch, std::ve
     const std::string max_entries = std::to_string(limits.max_entries);
     const std::string max_bytes = std::to_string(limits.max_bytes);
     const std::string max_age = std::to_string(limits.max_age.count());
+    // One fresh epoch candidate per batch (random_device is slow: tens of µs). Sharing it is
+    // harmless: epochs tell apart histories of one stream, and a stream takes a candidate
+    // only when its history starts, at most once per batch.
+    const std::string epoch_candidate = bus_sequenced_detail::random_epoch();
 
     // Appends item i's command: XADD for a plain publish, the publish or read script for the
     // others (EVALSHA, or EVAL with the script's text when `use_eval` or no sha is known).
@@ -152,7 +156,7 @@ std::string RedisBus::send_batch(Link& link, std::vector<Queued>& batch, std::ve
             script(link.publish_sha, publish_script(), "3");
             args.insert(args.end(), {own(stream_state_key(options_.stream_key, item.stream)),
                                      own(stream_history_key(options_.stream_key, item.stream)), options_.stream_key,
-                                     own(bus_sequenced_detail::random_epoch()), max_entries, max_bytes, max_age, max_length,
+                                     epoch_candidate, max_entries, max_bytes, max_age, max_length,
                                      item.topic, item.payload, node_id_, own(std::to_string(item.seq)), item.stream});
         } else {
             // No offset comes after the largest: ask for nothing rather than wrap around to 0.
@@ -275,6 +279,9 @@ void RedisBus::sweep_timeouts() {
     {
         std::lock_guard lock(mutex_);
         const auto now = Clock::now();
+        // A walk over every pending publish: at most every 10 ms, not after every small batch.
+        if (now < next_sweep_) return;
+        next_sweep_ = now + std::chrono::milliseconds(10);
         for (auto it = pending_.begin(); it != pending_.end();) {
             if (it->second.accepted && !it->second.delivered && it->second.deadline <= now) {
                 outcomes.push_back(Outcome{std::move(it->second.done), false,

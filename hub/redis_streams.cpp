@@ -4,7 +4,8 @@
 //
 // Keys of a stream S under the bus's stream key K (S verbatim, binary-safe; at most 1024
 // bytes, checked before anything is queued):
-//   K:s:S  hash    epoch, offset (the last one given), bytes (payload bytes in history)
+//   K:s:S  hash    epoch, offset (the last one given), bytes (payload bytes in history),
+//                  oldest and oldest_ms (the history's oldest entry; 0 when it is empty)
 //   K:h:S  stream  the history: entry id "<offset>-0", fields m (unix ms, Redis' clock), p
 // The ids are the offsets, so "everything after offset N" is one XRANGE from id N+1. Two
 // names give two keys ("K:s:" + S is one-to-one in S), and no key of one kind can be a key
@@ -15,58 +16,81 @@ namespace hub::redis_bus_detail {
 
 namespace {
 
-// Shared by both scripts: drop history entries from the oldest end while the history is past
-// any limit. Every entry is dropped once, so this is amortised O(1) per publish.
-// ARGV of the caller: max_entries, max_bytes, max_age_ms at the positions given.
+// Shared by both scripts. The state hash keeps, besides epoch and offset, the history's
+// payload bytes and its oldest entry (offset and unix ms; 0 when empty), so a publish that
+// needs no trimming reads no entry: five Redis calls in all. trim() drops entries from the
+// oldest end while the history is past a limit; every entry is dropped once (amortised O(1)
+// per publish), and it reads the oldest two at a time to learn the next oldest.
 constexpr std::string_view trim_function = R"lua(
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function trim(state, history, newest, max_entries, max_bytes, oldest_ms)
-  local bytes = tonumber(redis.call('HGET', state, 'bytes') or '0')
-  local before = bytes
-  while true do
-    local head = redis.call('XRANGE', history, '-', '+', 'COUNT', 1)[1]
-    if not head then
-      bytes = 0
+local function entry_info(entry)
+  local ms, length = 0, 0
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'm' then ms = tonumber(fields[i + 1]) elseif fields[i] == 'p' then length = #fields[i + 1] end
+  end
+  return tonumber(string.match(entry[1], '^%d+')), ms, length
+end
+local function load_state(state)
+  local got = redis.call('HMGET', state, 'epoch', 'offset', 'bytes', 'oldest', 'oldest_ms')
+  return got[1], tonumber(got[2] or '0'),
+         {bytes = tonumber(got[3] or '0'), oldest = tonumber(got[4] or '0'), oldest_ms = tonumber(got[5] or '0')}
+end
+local function state_fields(s)
+  return 'bytes', string.format('%d', s.bytes), 'oldest', string.format('%d', s.oldest),
+         'oldest_ms', string.format('%d', s.oldest_ms)
+end
+local function trim(history, newest, s, max_entries, max_bytes, min_ms)
+  local changed = false
+  while s.oldest > 0 and (newest - s.oldest >= max_entries or s.bytes > max_bytes or s.oldest_ms < min_ms) do
+    changed = true
+    local two = redis.call('XRANGE', history, '-', '+', 'COUNT', 2)
+    if not two[1] then
+      s.bytes, s.oldest, s.oldest_ms = 0, 0, 0
       break
     end
-    local offset = tonumber(string.match(head[1], '^%d+'))
-    local fields = head[2]
-    local ms, length = 0, 0
-    for i = 1, #fields, 2 do
-      if fields[i] == 'm' then ms = tonumber(fields[i + 1]) elseif fields[i] == 'p' then length = #fields[i + 1] end
+    local _, _, length = entry_info(two[1])
+    redis.call('XDEL', history, two[1][1])
+    s.bytes = s.bytes - length
+    if two[2] then
+      local offset, ms = entry_info(two[2])
+      s.oldest, s.oldest_ms = offset, ms
+    else
+      s.bytes, s.oldest, s.oldest_ms = 0, 0, 0
     end
-    if newest - offset < max_entries and bytes <= max_bytes and ms >= oldest_ms then break end
-    redis.call('XDEL', history, head[1])
-    bytes = bytes - length
   end
-  if bytes ~= before then redis.call('HSET', state, 'bytes', bytes) end
+  return changed
 end
 )lua";
 
 // KEYS: state hash, history stream, bus stream.
 // ARGV: 1 epoch candidate, 2 max_entries, 3 max_bytes, 4 max_age_ms, 5 bus MAXLEN,
 //       6 topic, 7 payload, 8 node id, 9 publish sequence number, 10 stream name.
-// Returns {epoch, offset, unix_ms}.
+// Returns {epoch, offset, unix_ms}. The first write is an XADD that cannot fail for our own
+// keys (or the DEL of a new epoch), so an error leaves nothing half done.
 constexpr std::string_view publish_body = R"lua(
 local state, history, bus = KEYS[1], KEYS[2], KEYS[3]
-if redis.call('HSETNX', state, 'epoch', ARGV[1]) == 1 then
+local epoch, last, s = load_state(state)
+if not epoch then
   -- A new epoch: whatever history is left under this name belongs to a lost one.
+  epoch = ARGV[1]
   redis.call('DEL', history)
-  redis.call('HSET', state, 'offset', 0, 'bytes', 0)
+  last, s.bytes, s.oldest, s.oldest_ms = 0, 0, 0, 0
 end
-local offset = redis.call('HINCRBY', state, 'offset', 1)
-local epoch = redis.call('HGET', state, 'epoch')
+local offset = last + 1
 local ms = now_ms()
 local payload = ARGV[7]
-local offset_text = string.format('%d', offset)
-redis.call('XADD', history, offset_text .. '-0', 'm', ms, 'p', payload)
-redis.call('HINCRBY', state, 'bytes', #payload)
-trim(state, history, offset, tonumber(ARGV[2]), tonumber(ARGV[3]), ms - tonumber(ARGV[4]))
+local offset_text, ms_text = string.format('%d', offset), string.format('%d', ms)
+redis.call('XADD', history, offset_text .. '-0', 'm', ms_text, 'p', payload)
+s.bytes = s.bytes + #payload
+if s.oldest == 0 then s.oldest, s.oldest_ms = offset, ms end
+trim(history, offset, s, tonumber(ARGV[2]), tonumber(ARGV[3]), ms - tonumber(ARGV[4]))
+redis.call('HSET', state, 'epoch', epoch, 'offset', offset_text, state_fields(s))
 redis.call('XADD', bus, 'MAXLEN', '~', ARGV[5], '*', 't', ARGV[6], 'p', payload, 'n', ARGV[8], 's', ARGV[9],
-           'q', ARGV[10], 'e', epoch, 'o', offset_text, 'm', ms)
+           'q', ARGV[10], 'e', epoch, 'o', offset_text, 'm', ms_text)
 return {epoch, offset, ms}
 )lua";
 
@@ -77,22 +101,21 @@ return {epoch, offset, ms}
 // epoch "" when the stream has never had a message.
 constexpr std::string_view read_body = R"lua(
 local state, history = KEYS[1], KEYS[2]
-local epoch = redis.call('HGET', state, 'epoch')
+local epoch, last, s = load_state(state)
 if not epoch then return {'', 0, 0} end
-local last = tonumber(redis.call('HGET', state, 'offset') or '0')
-trim(state, history, last, tonumber(ARGV[3]), tonumber(ARGV[4]), now_ms() - tonumber(ARGV[5]))
-local head = redis.call('XRANGE', history, '-', '+', 'COUNT', 1)[1]
-local oldest = 0
-if head then oldest = tonumber(string.match(head[1], '^%d+')) end
-local out = {epoch, last, oldest}
+if trim(history, last, s, tonumber(ARGV[3]), tonumber(ARGV[4]), now_ms() - tonumber(ARGV[5])) then
+  redis.call('HSET', state, state_fields(s))
+end
+local out = {epoch, last, s.oldest}
 local wanted = tonumber(ARGV[2])
-if wanted > 0 and oldest > 0 then
+if wanted > 0 and s.oldest > 0 then
   for _, entry in ipairs(redis.call('XRANGE', history, ARGV[1], '+', 'COUNT', wanted)) do
-    local ms, payload = 0, ''
+    local offset, ms = entry_info(entry)
+    local payload = ''
     for i = 1, #entry[2], 2 do
-      if entry[2][i] == 'm' then ms = tonumber(entry[2][i + 1]) elseif entry[2][i] == 'p' then payload = entry[2][i + 1] end
+      if entry[2][i] == 'p' then payload = entry[2][i + 1] end
     end
-    out[#out + 1] = tonumber(string.match(entry[1], '^%d+'))
+    out[#out + 1] = offset
     out[#out + 1] = ms
     out[#out + 1] = payload
   end
