@@ -16,10 +16,11 @@
 // history live in Redis, so any node serves a resume. A sequenced publish is one Lua script
 // (EVALSHA of the script loaded on connect; EVAL when Redis has lost it), queued and pipelined
 // with the plain XADDs in the same order, that atomically
-//   - keeps the stream's state in the hash <stream_key>:s:<stream>: HSETNX epoch <a random
-//     epoch this node made> (a new epoch also deletes any history left under the name), then
-//     HINCRBY offset 1; so when Redis loses its data, epoch and offset go together and the
-//     next message starts a new epoch at offset 1;
+//   - keeps the stream's state in the hash <stream_key>:s:<stream> (epoch, offset, and the
+//     history's bytes and oldest entry): offset + 1, and when the hash has no epoch, a random
+//     one this node made (a new epoch also deletes any history left under the name); so when
+//     Redis loses its data, epoch and offset go together and the next message starts a new
+//     epoch at offset 1;
 //   - appends to the history stream <stream_key>:h:<stream> with the offset as its entry id
 //     ("<offset>-0"), and trims it from the oldest end by all three HistoryLimits (entries
 //     and payload bytes exact; age by Redis' clock, TIME); a history read trims by age too,
