@@ -23,6 +23,10 @@ test-hub-unit: $(HUB_UNIT_BIN)
 
 test-hub-integration: $(HUB_BIN)
 	@if ls test/hub/*.test.mjs >/dev/null 2>&1; then \
+		limit=$$(ulimit -n); \
+		if [ "$$limit" != unlimited ] && [ "$$limit" -lt 4096 ]; then \
+			ulimit -n 4096 2>/dev/null || echo "note: ulimit -n is $$limit (< 4096) and cannot be raised: the 1,000-subscriber tests may fail"; \
+		fi; \
 		cd test && WEBSOCK_BUILD=$(BUILD) WEBSOCK_BIN_DIR=$(abspath $(BIN_DIR)) \
 		WEBSOCK_TIMEOUT_SCALE=$(INTEGRATION_TIMEOUT_SCALE) \
 		node --test --test-concurrency=1 $(HUB_TEST_ARGS) hub/; \
