@@ -451,9 +451,9 @@ ApiOutcome Api::handle(const HttpRequest& request, const State& state, Micros no
                 if (payload_rules_ != nullptr && method != "DELETE") {
                     for (const auto& message : loaded.data) {
                         const auto channel = message.find("channel");
-                        const auto body = message.find("message");
-                        if (channel == message.end() || !channel->is_string() || body == message.end()) continue;
-                        if (auto refusal = payload_rules_->check(channel->get_ref<const std::string&>(), body->dump(),
+                        const auto content = message.find("message");
+                        if (channel == message.end() || !channel->is_string() || content == message.end()) continue;
+                        if (auto refusal = payload_rules_->check(channel->get_ref<const std::string&>(), content->dump(),
                                                                  PayloadKind::Json))
                             return respond_json(refusal->http_status,
                                                 {{"message", Json::array({refusal->message})}, {"rule", refusal->rule}});
