@@ -378,3 +378,19 @@ TEST_CASE("local bus sequenced: import refuses every truncation and damaged bodi
     }
     CHECK(refused > 0);
 }
+
+TEST_CASE("local bus sequenced: read_history from inside the handler answers (no deadlock) and sees the message") {
+    hub::LocalBus bus;
+    std::vector<std::uint64_t> seen_in_handler;
+    bus.start([&](std::string_view, std::string_view payload) {
+        const auto message = hub::decode_sequenced(payload);
+        REQUIRE(message);
+        bus.read_history(message->stream, message->offset - 1, 10, [&](hub::HistoryRead read) {
+            REQUIRE(read.messages.size() == 1);
+            seen_in_handler.push_back(read.messages[0].offset);
+        });
+    });
+    publish_now(bus, "s", "one");
+    publish_now(bus, "s", "two");
+    CHECK(seen_in_handler == std::vector<std::uint64_t>{1, 2});
+}

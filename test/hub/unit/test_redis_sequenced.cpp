@@ -430,3 +430,26 @@ TEST_CASE("redis sequenced: a paused Redis: the pending limit holds for sequence
     const auto messages = seen.sequenced();
     for (std::size_t i = 0; i < messages.size(); ++i) CHECK(messages[i].offset == i + 1);
 }
+
+TEST_CASE("redis sequenced: read_history from inside the handler is answered (queued to the writer), with the message") {
+    test::RedisServer redis;
+    hub::RedisBus node(redis.options());
+    std::mutex mutex;
+    std::vector<std::uint64_t> read_offsets;
+    node.start([&](std::string_view, std::string_view payload) {
+        const auto message = hub::decode_sequenced(payload);
+        if (!message) return;
+        node.read_history(message->stream, message->offset - 1, 10, [&](hub::HistoryRead read) {
+            std::lock_guard lock(mutex);
+            if (read.ok && !read.messages.empty()) read_offsets.push_back(read.messages[0].offset);
+        });
+    });
+    publish_and_wait(node, "s", "one");
+    publish_and_wait(node, "s", "two");
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(mutex);
+        return read_offsets.size() == 2;
+    }));
+    std::lock_guard lock(mutex);
+    CHECK(read_offsets == std::vector<std::uint64_t>{1, 2});
+}
