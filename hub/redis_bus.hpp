@@ -32,12 +32,16 @@
 // the writer thread behind this node's earlier publishes. The stream's state hash is never
 // expired: it is what lets a client whose position is current resume after an idle spell
 // (one small hash per stream name ever used; its history is bounded by the limits).
-// Not promised by Redis: with persistence off, a Redis restart loses every history (new
-// epochs, so clients are told they cannot recover; never a wrong resume). With persistence
-// or a replica failover, Redis may come back with an older state: its epoch is the same while
-// offsets were handed out again, so a client's position past the restored offset could match
-// a different message; the hub is meant to run Redis without persistence. A sequenced publish
-// whose reply is lost (!ok) may still have taken an offset and reached the other nodes.
+// Redis restarts: with persistence off (the hub's intended use) every history is lost; the
+// next message of each stream starts a new epoch, so clients are told they cannot recover,
+// never given a wrong resume. With persistence or a replica failover, Redis may come back
+// with an older copy whose offsets would be handed out again under the same epoch; so each
+// state hash records the run_id of the Redis process that wrote it (INFO server, read by the
+// writer on connecting), and a publish that finds another run_id starts a new epoch too.
+// The price: after any Redis restart or failover, a stream's clients resume with a new epoch
+// (recovered: false) from its next message on. Messages Redis took but then lost are lost.
+// A sequenced publish whose reply is lost (!ok) may still have taken an offset and reached
+// the other nodes.
 //
 // Redis down: publish() answers !ok at once ("redis unavailable: ..."), status() says
 // disconnected, both connections reconnect with exponential back-off. Redis restarted

@@ -159,6 +159,7 @@ struct RedisBus::Link {
     std::string last_id;  ///< reader: the last entry delivered ("" until positioned)
     std::string publish_sha;  ///< writer: SCRIPT LOAD's answers ("" : send the script with EVAL)
     std::string read_sha;
+    std::string redis_run_id;  ///< writer: INFO server's run_id on connecting ("" unknown)
 
     ~Link() {
         if (context) redisFree(context);

@@ -105,6 +105,16 @@ void RedisBus::writer_loop() {
 }
 
 void RedisBus::load_scripts(Link& link) {
+    // The Redis process's run_id (new at every restart, other on a replica promoted): a
+    // stream's state written under another one starts a new epoch (redis_streams.cpp).
+    link.redis_run_id.clear();
+    if (ReplyPtr info = command(link.context, {"INFO", "server"}); info && is_text(info.get())) {
+        const std::string_view text = reply_text(info.get());
+        if (const auto at = text.find("run_id:"); at != std::string_view::npos) {
+            const auto start = at + 7;
+            link.redis_run_id = std::string(text.substr(start, text.find_first_of("\r\n", start) - start));
+        }
+    }
     // Without the shas every sequenced publish and read sends its script with EVAL: slower,
     // still right. A Redis that refuses SCRIPT LOAD (ACL) refuses EVAL too: those fail alone.
     link.publish_sha.clear();
@@ -157,7 +167,8 @@ std::string RedisBus::send_batch(Link& link, std::vector<Queued>& batch, std::ve
             args.insert(args.end(), {own(stream_state_key(options_.stream_key, item.stream)),
                                      own(stream_history_key(options_.stream_key, item.stream)), options_.stream_key,
                                      epoch_candidate, max_entries, max_bytes, max_age, max_length,
-                                     item.topic, item.payload, node_id_, own(std::to_string(item.seq)), item.stream});
+                                     item.topic, item.payload, node_id_, own(std::to_string(item.seq)), item.stream,
+                                     link.redis_run_id});
         } else {
             // No offset comes after the largest: ask for nothing rather than wrap around to 0.
             const bool none_after = item.after == std::numeric_limits<std::uint64_t>::max();

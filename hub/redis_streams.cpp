@@ -5,7 +5,8 @@
 // Keys of a stream S under the bus's stream key K (S verbatim, binary-safe; at most 1024
 // bytes, checked before anything is queued):
 //   K:s:S  hash    epoch, offset (the last one given), bytes (payload bytes in history),
-//                  oldest and oldest_ms (the history's oldest entry; 0 when it is empty)
+//                  oldest and oldest_ms (the history's oldest entry; 0 when it is empty),
+//                  run (the run_id of the Redis process that wrote it)
 //   K:h:S  stream  the history: entry id "<offset>-0", fields m (unix ms, Redis' clock), p
 // The ids are the offsets, so "everything after offset N" is one XRANGE from id N+1. Two
 // names give two keys ("K:s:" + S is one-to-one in S), and no key of one kind can be a key
@@ -35,9 +36,10 @@ local function entry_info(entry)
   return tonumber(string.match(entry[1], '^%d+')), ms, length
 end
 local function load_state(state)
-  local got = redis.call('HMGET', state, 'epoch', 'offset', 'bytes', 'oldest', 'oldest_ms')
+  local got = redis.call('HMGET', state, 'epoch', 'offset', 'bytes', 'oldest', 'oldest_ms', 'run')
   return got[1], tonumber(got[2] or '0'),
-         {bytes = tonumber(got[3] or '0'), oldest = tonumber(got[4] or '0'), oldest_ms = tonumber(got[5] or '0')}
+         {bytes = tonumber(got[3] or '0'), oldest = tonumber(got[4] or '0'), oldest_ms = tonumber(got[5] or '0')},
+         got[6] or ''
 end
 local function state_fields(s)
   return 'bytes', string.format('%d', s.bytes), 'oldest', string.format('%d', s.oldest),
@@ -68,14 +70,18 @@ end
 
 // KEYS: state hash, history stream, bus stream.
 // ARGV: 1 epoch candidate, 2 max_entries, 3 max_bytes, 4 max_age_ms, 5 bus MAXLEN,
-//       6 topic, 7 payload, 8 node id, 9 publish sequence number, 10 stream name.
-// Returns {epoch, offset, unix_ms}. The first write is an XADD that cannot fail for our own
+//       6 topic, 7 payload, 8 node id, 9 publish sequence number, 10 stream name,
+//       11 Redis' run_id as this node's writer found it on connecting ("" if unknown).
+// Returns {epoch, offset, unix_ms}. A state written under another run_id has lived through
+// a restart or failover of Redis: it may be an older copy (a snapshot, a replica behind its
+// master) whose offsets were handed out again after it, so its history starts a new epoch. The first write is an XADD that cannot fail for our own
 // keys (or the DEL of a new epoch), so an error leaves nothing half done.
 constexpr std::string_view publish_body = R"lua(
 local state, history, bus = KEYS[1], KEYS[2], KEYS[3]
-local epoch, last, s = load_state(state)
-if not epoch then
-  -- A new epoch: whatever history is left under this name belongs to a lost one.
+local epoch, last, s, run = load_state(state)
+if not epoch or run ~= ARGV[11] then
+  -- A new epoch: whatever history is left under this name belongs to a lost one, or to one
+  -- that Redis may have lost the end of.
   epoch = ARGV[1]
   redis.call('DEL', history)
   last, s.bytes, s.oldest, s.oldest_ms = 0, 0, 0, 0
@@ -88,7 +94,7 @@ redis.call('XADD', history, offset_text .. '-0', 'm', ms_text, 'p', payload)
 s.bytes = s.bytes + #payload
 if s.oldest == 0 then s.oldest, s.oldest_ms = offset, ms end
 trim(history, offset, s, tonumber(ARGV[2]), tonumber(ARGV[3]), ms - tonumber(ARGV[4]))
-redis.call('HSET', state, 'epoch', epoch, 'offset', offset_text, state_fields(s))
+redis.call('HSET', state, 'epoch', epoch, 'offset', offset_text, 'run', ARGV[11], state_fields(s))
 redis.call('XADD', bus, 'MAXLEN', '~', ARGV[5], '*', 't', ARGV[6], 'p', payload, 'n', ARGV[8], 's', ARGV[9],
            'q', ARGV[10], 'e', epoch, 'o', offset_text, 'm', ms_text)
 return {epoch, offset, ms}

@@ -266,6 +266,28 @@ TEST_CASE("redis sequenced: Redis restarted empty: a new epoch from offset 1") {
     CHECK(read.messages[0].payload == "after1");
 }
 
+TEST_CASE("redis sequenced: a state from another Redis process (a snapshot, a promoted replica) starts a new epoch") {
+    test::RedisServer redis;
+    hub::RedisBus node(redis.options());
+    node.start([](std::string_view, std::string_view) {});
+    const hub::SequencedMessage first = publish_and_wait(node, "s", "one");
+    CHECK(publish_and_wait(node, "s", "two").epoch == first.epoch);
+    const std::string info = redis.command({"INFO", "server"});
+    const auto at = info.find("run_id:");
+    REQUIRE(at != std::string::npos);
+    CHECK(redis.command({"HGET", "websock-hub:s:s", "run"}) == info.substr(at + 7, 40));
+    // As if this state had come back from a snapshot of a Redis process that is gone: its
+    // offsets may have been handed out again after the snapshot, so it must not be trusted.
+    redis.command({"HSET", "websock-hub:s:s", "run", "0000000000000000000000000000000000000000"});
+    const hub::SequencedMessage after = publish_and_wait(node, "s", "three");
+    CHECK(after.epoch != first.epoch);
+    CHECK(after.offset == 1);
+    const hub::HistoryRead read = read_history(node, "s", 0);
+    CHECK(read.epoch == after.epoch);
+    REQUIRE(read.messages.size() == 1);  // the old epoch's history went with it
+    CHECK(read.messages[0].payload == "three");
+}
+
 TEST_CASE("redis sequenced: history limits: entries, bytes and age move oldest_offset; the offsets go on") {
     test::RedisServer redis;
     hub::RedisBus node(redis.options());
