@@ -13,8 +13,7 @@
 // (cut from its oldest end only), so "everything after N" is either complete or visibly not
 // (oldest_offset > N + 1); a lost history gets a new epoch, never reused offsets under the
 // old one. LocalBus keeps histories in memory (export/import carries them across a restart);
-// RedisBus keeps them in Redis, and what a Redis restored from an older snapshot would break
-// is said in hub/redis_bus.hpp.
+// RedisBus keeps them in Redis (what a Redis restart or failover means: hub/redis_bus.hpp).
 #pragma once
 
 #include <chrono>
