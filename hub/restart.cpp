@@ -66,6 +66,9 @@ std::string describe_status(int status) {
 std::string reap(pid_t child) {
     int status = 0;
     pid_t done = ::waitpid(child, &status, WNOHANG);
+    // Its end of the channel closes as it exits, a moment before it can be reaped: give an
+    // exiting process that moment, so that its own exit status is what gets logged.
+    wait_until([&] { return done != 0 || (done = ::waitpid(child, &status, WNOHANG)) != 0; }, std::chrono::milliseconds(500));
     if (done == 0) {
         ::kill(child, SIGKILL);
         do {
@@ -316,7 +319,7 @@ bool Restarter::hand_over(int channel, pid_t child, std::string& why) {
                      : fmt::format("the new process said {}", ready->kind == MessageKind::Failed ? ready->body : "something unexpected");
         return false;
     }
-    log_info("restart: pid {} is ready; this process stops accepting and hands its state over", child);
+    log_info("restart: pid {} is ready; this process stops accepting", child);
     auto& server = hub_.server();
     server.pause_accepting();
     if (!wait_until([&] { return server.accepting_paused(); }, kPauseLimit)) {
@@ -327,6 +330,7 @@ bool Restarter::hand_over(int channel, pid_t child, std::string& why) {
         why = "publishes under way did not finish";
         return false;
     }
+    log_info("restart: stopped accepting, publishes frozen; handing the state over to pid {}", child);
     std::vector<std::pair<std::string, std::string>> states;
     try {
         states = hub_.export_handover();
