@@ -1,7 +1,7 @@
 // Resumable streams on two websock-hub nodes sharing one redis-server (./redis.mjs): offsets
 // come from Redis, so a subscriber cut off one node resumes on the other with every message
 // once and in order, while publishes keep arriving on both nodes; a Redis that lost its data
-// means a new epoch, and a resume from the old one says so.
+// means a new epoch: a live subscriber gets a reset, and a resume from the old one is told.
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -93,6 +93,44 @@ describe('streams on two nodes through Redis', () => {
             clients.forEach((first, i) => assertExactlyOnce([first.messages(channel), resumed[i].messages(channel)], 1, 20, undefined, `subscriber ${i}`));
         } finally {
             await Promise.all(resumed.map((c) => c.close()));
+        }
+    });
+
+    test('Redis lost its data: a live subscriber gets a reset, a resume from the old epoch is told', { timeout: ms(30000) }, async (t) => {
+        if (skip) return t.skip(skip);
+        const channel = 'flushed';
+        const live = await StreamClient.open(nodes[0]);
+        try {
+            await live.subscribe(channel);
+            for (let i = 0; i < 3; i++) assert.equal((await publishStream(nodes[1], channel, `old-${i}`, { pwd: PWD })).status, 201);
+            await live.waitOffset(channel, 3);
+            const oldEpoch = live.messages(channel)[0].epoch;
+            assert.match(await redis.command(['FLUSHALL']), /^\+OK/);
+            let first;
+            await waitFor(async () => {
+                first = await publishStream(nodes[1], channel, 'new-0', { pwd: PWD });
+                return first.status === 201;
+            }, { what: 'a publish after the flush' });
+            assert.notEqual(first.json.epoch, oldEpoch, 'a new epoch');
+            assert.ok(first.json.offset >= 1, 'offsets start again in the new epoch');
+            await live.waitFrame((f) => f.type === 'message' && f.channel === channel && f.epoch === first.json.epoch, { what: 'the new epoch live' });
+            const reset = live.frames.find((f) => f.type === 'reset');
+            assert.deepEqual(reset, {
+                type: 'reset', channel, epoch: first.json.epoch, offset: 0,
+                reason: `epoch changed (was "${oldEpoch}", now "${first.json.epoch}"): history was lost`,
+            });
+            assert.ok(live.frames.indexOf(reset) < live.frames.findIndex((f) => f.epoch === first.json.epoch && f.type === 'message'), 'the reset comes first');
+
+            const resumed = await StreamClient.open(nodes[1]);
+            try {
+                const answer = await resumed.subscribe(channel, { since: { epoch: oldEpoch, offset: 3 } });
+                assert.equal(answer.recovered, false);
+                assert.equal(answer.reason, `epoch changed (was "${oldEpoch}", now "${first.json.epoch}"): history was lost`);
+            } finally {
+                await resumed.close();
+            }
+        } finally {
+            await live.close();
         }
     });
 });
