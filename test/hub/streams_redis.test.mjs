@@ -133,4 +133,25 @@ describe('streams on two nodes through Redis', () => {
             await live.close();
         }
     });
+
+    // Last: it takes Redis away.
+    test('Redis down: a publish is refused with 503, a subscribe is refused with history_unavailable', { timeout: ms(30000) }, async (t) => {
+        if (skip) return t.skip(skip);
+        await redis.kill();
+        await waitFor(async () => (await metrics(nodes[0])).hub_bus_connected === 0, { what: 'the node to notice' });
+        const res = await publishStream(nodes[0], 'down', 'x', { pwd: PWD });
+        assert.equal(res.status, 503);
+        assert.equal(res.json.error, 'unavailable');
+        assert.equal(res.headers['retry-after'], '1');
+        const client = await StreamClient.open(nodes[0]);
+        try {
+            const answer = await client.subscribe('down', { timeout: ms(15000) });
+            assert.equal(answer.type, 'error');
+            assert.equal(answer.error, 'history_unavailable');
+            assert.equal(answer.op, 'subscribe');
+            assert.equal(client.ws.readyState, 1, 'the connection stays');
+        } finally {
+            await client.close();
+        }
+    });
 });
