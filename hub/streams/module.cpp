@@ -55,6 +55,7 @@ StreamsModule::~StreamsModule() {
 
 void StreamsModule::start(const ModuleContext& context) {
     context_ = context;
+    if (context_.bus != nullptr) context_.bus->set_history_limits(options_.history);
     core_ = std::make_shared<streams::Core>(options_, context_.bus);
     core_->start_worker();
     if (context_.metrics == nullptr) return;

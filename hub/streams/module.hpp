@@ -54,6 +54,9 @@ struct StreamsOptions {
     /// History goes to a catching-up subscriber only while less than this waits in its
     /// outbound queue (keep it well under the hub's --max-queue-bytes, which cuts a subscriber).
     std::size_t catch_up_queue_bytes = kDefaultCatchUpQueueBytes;
+    /// Where the bus cuts the streams' histories (only this module keeps streams): given to
+    /// Bus::set_history_limits() at start, before anything is published or read.
+    HistoryLimits history;
 };
 
 class StreamsModule final : public HubModule {

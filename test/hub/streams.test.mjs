@@ -6,8 +6,9 @@
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 
-import { startHub, request, ms, mapLimit, waitFor } from './hub_helpers.mjs';
+import { startHub, request, ms, mapLimit, waitFor, binPath } from './hub_helpers.mjs';
 import { StreamClient, SUBPROTOCOL, publishStream, publishMany, assertExactlyOnce } from './streams_harness.mjs';
 
 const PWD = 'streams-Pwd-1';
@@ -280,6 +281,45 @@ describe('streams: answers when history cannot fill the gap, and every refusal',
         assert.match(res.body, /hub_published_total\{api="streams"\} \d+/);
         assert.match(res.body, /hub_stream_resumes_total\{api="streams",recovered="false"\} [1-9]/);
         assert.match(res.body, /hub_rejected_requests_total\{api="streams"\} [1-9]/);
+    });
+});
+
+describe('streams: the --stream-... flags and HUB_STREAM_* variables', () => {
+    test('history and ack window bounds take effect; --help lists them; a bad value exits 2', async () => {
+        const hub = await startHub(['--stream-history-messages', '5', '--stream-ack-window=3'], {
+            env: { HUB_STREAM_HISTORY_SECONDS: '60', HUB_STREAM_ACK_WINDOW: '100' },
+        });
+        try {
+            const acked = await StreamClient.open(hub);
+            await acked.subscribe('small', { ack: true });
+            await publishMany(hub, 'small', 8);
+            const position = JSON.parse((await request(hub, { path: '/streams/small' })).body);
+            assert.deepEqual([position.offset, position.oldest], [8, 4], 'five messages kept');
+            assert.equal((await acked.closed).code, 1008, 'the flag (3) won over the variable (100)');
+            assert.equal(acked.messages('small').length, 3);
+
+            const client = await StreamClient.open(hub);
+            try {
+                let answer = await client.subscribe('small', { since: { epoch: position.epoch, offset: 2 } });
+                assert.equal(answer.reason, 'offset 2 is no longer in history (oldest kept is 4)');
+                const again = await StreamClient.open(hub);
+                answer = await again.subscribe('small', { since: { epoch: position.epoch, offset: 3 } });
+                assert.equal(answer.recovered, true);
+                await again.waitOffset('small', 8);
+                await again.close();
+            } finally {
+                await client.close();
+            }
+        } finally {
+            await hub.stop();
+        }
+        const help = spawnSync(binPath('websock-hub'), ['--help'], { encoding: 'utf8', timeout: ms(5000) });
+        assert.equal(help.status, 0);
+        for (const flag of ['--stream-history-messages', '--stream-history-bytes', '--stream-history-seconds', '--stream-ack-window', '--stream-ack-window-bytes'])
+            assert.ok(help.stdout.includes(flag), `--help mentions ${flag}`);
+        const bad = spawnSync(binPath('websock-hub'), ['--port', '0', '--stream-ack-window', '0'], { encoding: 'utf8', timeout: ms(5000) });
+        assert.equal(bad.status, 2);
+        assert.match(bad.stderr, /--stream-ack-window: must be a number from 1/);
     });
 });
 
