@@ -35,6 +35,7 @@
 #include "hub/log.hpp"
 #include "hub/restart.hpp"
 #include "hub/restart_channel.hpp"
+#include "hub/streams/flags.hpp"
 #include "hub/streams/module.hpp"
 
 namespace {
@@ -221,7 +222,7 @@ std::optional<int> read_settings(int argc, char** argv, hub::HubOptions& options
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
         if (arg == "-h" || arg == "--help") {
-            fmt::print("{}", kUsage);
+            fmt::print("{}\n{}", kUsage, hub::streams::flags_usage());
             return 0;
         }
         std::optional<std::string_view> inline_value;  // --port=8080
@@ -286,6 +287,11 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "websock-hub: {}\n", *channelstream.error);
         return 2;
     }
+    hub::StreamsOptions streams;  // the --stream-... flags and HUB_STREAM_* variables come out next
+    if (const auto error = hub::streams::take_flags(args, streams, [](const char* name) { return std::getenv(name); })) {
+        fmt::print(stderr, "websock-hub: {}\n", *error);
+        return 2;
+    }
     std::vector<char*> hub_args{argv[0]};
     for (auto& arg : args) hub_args.push_back(arg.data());
 
@@ -329,7 +335,9 @@ int main(int argc, char** argv) {
     aiows.url_prefix = options.url_prefix;
     aiows.password = options.password;
     hub.add_module(std::make_unique<hub::AiowsModule>(std::move(aiows)));
-    hub.add_module(std::make_unique<hub::StreamsModule>(hub::StreamsOptions{.url_prefix = options.url_prefix, .password = options.password}));
+    streams.url_prefix = options.url_prefix;
+    streams.password = options.password;
+    hub.add_module(std::make_unique<hub::StreamsModule>(std::move(streams)));
     hub.add_module(std::make_unique<hub::channelstream::ChannelstreamModule>(std::move(channelstream.config)));
 
     if (options.password.empty())
