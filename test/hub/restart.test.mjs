@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import {
-    HOST, HubProcess, WebSocket, binPath, ms, nextMessage, publish, request, subscribe, tempDir, withTimeout,
+    HOST, HubProcess, TIMEOUT_SCALE, WebSocket, binPath, ms, nextMessage, publish, request, subscribe, tempDir, withTimeout,
 } from './hub_helpers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -264,7 +264,8 @@ test('--restart PIDFILE: 1 while the new binary cannot start, is not ready in ti
     let hub;
     const pids = [];
     try {
-        hub = await launchHub(['--host', HOST, '--port', '0', '--pidfile', pidfile, '-i', config, '--ready-timeout', '3'], { binary });
+        const readySeconds = Math.ceil(3 * TIMEOUT_SCALE);  // a sanitized hub starts slower
+        hub = await launchHub(['--host', HOST, '--port', '0', '--pidfile', pidfile, '-i', config, '--ready-timeout', String(readySeconds)], { binary });
         const oldPid = readPid(pidfile);
         pids.push(oldPid);
         const subscriber = await subscribe(hub, 'news');
@@ -301,11 +302,11 @@ test('--restart PIDFILE: 1 while the new binary cannot start, is not ready in ti
         await stillServes('after a binary that cannot run');
 
         // 3. A binary that starts but never gets ready: killed at --ready-timeout.
-        replaceFile(binary, '#!/bin/sh\nexec sleep 60\n', 0o755);
+        replaceFile(binary, `#!/bin/sh\nexec sleep ${readySeconds + 60}\n`, 0o755);
         const started = Date.now();
         result = await runRestart(pidfile);
         assert.equal(result.code, 1, result.stderr);
-        assert.ok(Date.now() - started >= 2900, 'it was given its ready timeout');
+        assert.ok(Date.now() - started >= readySeconds * 1000 - 100, 'it was given its ready timeout');
         assert.ok(hub.stderr.some((l) => /restart failed: the new process was not ready: timed out \(pid \d+ was killed \(SIGKILL\)\)/.test(l)), hub.stderrText());
         await stillServes('after a binary that never got ready');
         assert.equal(failedSuccessorsReaped(), 2);
