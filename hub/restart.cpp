@@ -277,6 +277,8 @@ void Restarter::run_restart(pid_t requester) {
         why = fmt::format("socketpair: {}", std::strerror(errno));
     } else {
         child = spawn_successor(executable_, argv_, listen_copy, channel[1], why);
+        std::lock_guard lock(mutex_);
+        child_ = child;
     }
     if (listen_copy >= 0) ::close(listen_copy);
     if (channel[1] >= 0) ::close(channel[1]);
@@ -284,6 +286,10 @@ void Restarter::run_restart(pid_t requester) {
     if (channel[0] >= 0) ::close(channel[0]);
     if (!ok) {
         if (child > 0) {
+            {
+                std::lock_guard lock(mutex_);
+                child_ = -1;  // finish() must not signal a pid that is reaped below
+            }
             const std::string ended = reap(child);
             why += fmt::format(" (pid {} {})", child, ended);
         }
@@ -299,6 +305,7 @@ void Restarter::run_restart(pid_t requester) {
         std::lock_guard lock(mutex_);
         handed_over_ = true;
         restarting_ = false;
+        child_ = -1;
     }
     answer_requester(requester, SIGUSR1);
     auto& server = hub_.server();
@@ -366,6 +373,9 @@ void Restarter::finish() {
         std::lock_guard lock(mutex_);
         done = std::move(thread_);
         handed_over = handed_over_;
+        // Stopped (SIGTERM) while a restart was under way: the new process must not take
+        // over a hub that is going away. Killing it ends the restart thread's waits at once.
+        if (child_ > 0 && !handed_over_) ::kill(child_, SIGKILL);
     }
     if (done.joinable()) done.join();
     {

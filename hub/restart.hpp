@@ -60,8 +60,9 @@ public:
     /// A SIGHUP (from the thread that waits for signals): start a restart on its own thread,
     /// unless one is under way (then a --restart sender is told it failed).
     void on_restart_signal(const siginfo_t& info);
-    /// After serve_forever() returned: wait for the restart thread; remove the pidfile unless
-    /// a successor took it over.
+    /// After serve_forever() returned: end a restart still under way (its new process is
+    /// killed: a stopped hub hands nothing over), wait for the restart thread, and remove the
+    /// pidfile unless a successor took it over.
     void finish();
 
 private:
@@ -76,6 +77,7 @@ private:
     std::thread thread_;       // the restart under way or last done (guarded)
     bool restarting_ = false;  // (guarded)
     bool handed_over_ = false; // a successor serves: the pidfile is its (guarded)
+    pid_t child_ = -1;         // the new process while a restart is under way (guarded)
 };
 
 /// `websock-hub --restart PIDFILE`: SIGHUP the hub named in PIDFILE and wait (at most

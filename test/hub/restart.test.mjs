@@ -422,3 +422,33 @@ test('socket activation on TCP: a launcher socket, and systemd-socket-activate w
         activated.kill();
     }
 });
+
+test('SIGTERM during a restart: the new process, not ready yet, is killed; the old one exits 0 without waiting for it', async () => {
+    const { dir, cleanup } = tempDir();
+    const pidfile = path.join(dir, 'hub.pid');
+    const binary = path.join(dir, 'websock-hub');
+    replaceFile(binary, { copyOf: binPath('websock-hub') }, 0o755);
+    let hub;
+    const pids = [];
+    try {
+        hub = await launchHub(['--host', HOST, '--port', '0', '--pidfile', pidfile, '--ready-timeout', '120'], { binary });
+        const oldPid = readPid(pidfile);
+        pids.push(oldPid);
+        replaceFile(binary, '#!/bin/sh\nexec sleep 180\n', 0o755);  // never ready
+        process.kill(oldPid, 'SIGHUP');
+        await waitFor(() => hub.stderr.some((l) => /restart: starting /.test(l)), 'the restart to start');
+        const stopped = Date.now();
+        process.kill(oldPid, 'SIGTERM');
+        const exit = await withTimeout(hub.exited, ms(20000), 'everything to exit');
+        assert.ok(Date.now() - stopped < ms(20000));
+        assert.deepEqual(exit, { code: 0, signal: null }, 'the launcher saw every descendant go');
+        assert.equal(reaped(hub, oldPid), 'exit 0', hub.stderrText());
+        assert.ok(hub.stderr.some((l) => /restart failed: .*was killed/.test(l)), hub.stderrText());
+        assert.equal(readPid(pidfile), null, 'the old process removed its pidfile');
+    } catch (err) {
+        killAll(hub, pids);
+        throw new Error(`${err.message}\n--- stderr:\n${hub?.stderrText() ?? ''}`);
+    } finally {
+        cleanup();
+    }
+});
