@@ -7,7 +7,8 @@
 #                                   (make run, make install)
 #   scripts/install-deps.sh test    build's packages plus the test tools: clang and its
 #                                   sanitizer runtimes, Node.js and the npm test clients,
-#                                   Chromium, Redis, buildah/podman/debootstrap and
+#                                   Chromium, Redis, python3-websockets (the docs' Python
+#                                   streams client), buildah/podman/debootstrap and
 #                                   python3-yaml for the container tests, deb's packages and
 #                                   systemd-analyze for the Debian package test (make test)
 #   scripts/install-deps.sh deb     build's packages plus dpkg-buildpackage, debhelper and
@@ -31,7 +32,7 @@ DEB_PACKAGES="dpkg-dev debhelper lintian"
 
 # Everything `make test` runs on top of those (and `make bench`: WebSocket++ and Beast).
 TEST_PACKAGES="clang libclang-rt-dev doctest-dev openssl procps nodejs npm chromium
-redis-server python3-itsdangerous python3-yaml buildah podman debootstrap runc systemd
+redis-server python3-itsdangerous python3-websockets python3-yaml buildah podman debootstrap runc systemd
 libwebsocketpp-dev libboost-dev libboost-system-dev cmake doxygen"
 
 case "$SET" in
