@@ -49,7 +49,8 @@ struct BusStatus {
 // history is lost (a hub without Redis starts afresh; Redis lost its data), so a position
 // from another epoch can never be taken for one of this epoch.
 
-/// Where a stream's history is cut (the oldest entries go first); set before start().
+/// Where a stream's history is cut (the oldest entries go first); set before the first
+/// sequenced publish (the streams module sets it in its start(), after the bus started).
 struct HistoryLimits {
     std::size_t max_entries = 10'000;            ///< per stream
     std::size_t max_bytes = 16u << 20;           ///< per stream, payload bytes (a larger message empties the history)
@@ -105,7 +106,7 @@ public:
     // ---- sequenced streams (see above) ----
     using SequencedDone = std::function<void(bool ok, std::string_view error, const SequencedMessage& accepted)>;
     using HistoryDone = std::function<void(HistoryRead read)>;
-    /// Set where histories are cut. Before start().
+    /// Set where histories are cut; before the first publish_sequenced() (any thread).
     virtual void set_history_limits(HistoryLimits /*limits*/) {}
     /// Append `payload` to `stream`'s history with the next offset and deliver it to every
     /// node's handler as (topic, encode_sequenced(...)), in one step: offsets of a stream

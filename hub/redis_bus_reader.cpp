@@ -107,9 +107,9 @@ void RedisBus::deliver_batch(void* raw_reply) {
     std::vector<std::pair<std::uint64_t, SequencedMessage>> own_delivered;  // seq, what a sequenced one got
     std::uint64_t received = 0;
     for (std::size_t s = 0; s < reply->elements; ++s) {
-        const redisReply* stream = reply->element[s];
-        if (stream->type != REDIS_REPLY_ARRAY || stream->elements < 2) continue;
-        const redisReply* entries = stream->element[1];
+        const redisReply* stream_reply = reply->element[s];
+        if (stream_reply->type != REDIS_REPLY_ARRAY || stream_reply->elements < 2) continue;
+        const redisReply* entries = stream_reply->element[1];
         if (entries->type != REDIS_REPLY_ARRAY) continue;
         for (std::size_t e = 0; e < entries->elements; ++e) {
             const redisReply* entry = entries->element[e];
