@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hub/json_depth.hpp"
 #include "hub/log.hpp"
 #include "hub/metrics.hpp"
 #include "hub/payload_rules.hpp"
@@ -14,6 +15,8 @@ namespace hub {
 namespace aiows {
 
 namespace {
+
+constexpr const char* kTooDeep = "the JSON nests deeper than 128 levels";
 
 constexpr char kEnvelopeVersion = 1;
 
@@ -130,6 +133,7 @@ std::variant<Package, ParseError> parse_package(std::string channel, PackageType
             package.data.assign(body);
             break;
         case PackageType::Json: {
+            if (!json_depth_within(body)) return ParseError{kTooDeep};
             const auto parsed = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);  // keeps key order
             if (parsed.is_discarded()) return ParseError{"the body is not valid JSON"};
             package.data = parsed.dump();
@@ -145,6 +149,7 @@ std::variant<Package, ParseError> parse_package(std::string channel, PackageType
 std::variant<std::vector<Package>, ParseError> parse_broadcast(std::string_view body, std::size_t max_packages,
                                                                std::size_t max_channel_name_bytes) {
     // ordered_json keeps the document's order, so packages go out in the order they were written.
+    if (!json_depth_within(body)) return ParseError{kTooDeep};
     const auto document = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (document.is_discarded()) return ParseError{"the body is not valid JSON"};
     if (!document.is_object()) return ParseError{"the body must be a JSON object: channel -> list of packages"};

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "hub/channelstream/validation.hpp"
+#include "hub/json_depth.hpp"
 #include "hub/payload_rules.hpp"
 
 namespace hub::channelstream {
@@ -120,6 +121,7 @@ ApiOutcome publish(Json op, ApiOutcome::Answer answer, Json fixed = nullptr) {
 std::optional<Json> parse_body(const HttpRequest& request, const Json& empty) {
     const bool blank = std::all_of(request.body.begin(), request.body.end(), [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; });
     if (blank) return empty;
+    if (!json_depth_within(request.body)) return std::nullopt;  // see hub/json_depth.hpp
     Json body = Json::parse(request.body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded()) return std::nullopt;
     return body;

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hub/json_depth.hpp"
+
 namespace hub::streams {
 
 namespace {
@@ -56,6 +58,7 @@ std::optional<std::string> channel_name_problem(std::string_view name, std::size
 }
 
 std::variant<ClientOp, ProtocolError> parse_client_op(std::string_view text, std::size_t max_channel_bytes) {
+    if (!json_depth_within(text)) return error("bad_json", "the frame nests deeper than 128 levels");
     const Json document = Json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (document.is_discarded()) return error("bad_json", "the frame is not valid JSON");
     if (!document.is_object()) return error("bad_json", "a request is a JSON object with an \"op\"");
@@ -228,6 +231,10 @@ std::optional<std::string> checked_body(Format format, std::string_view body, st
             }
             return std::string(body);
         case Format::Json: {
+            if (!json_depth_within(body)) {
+                problem = "the JSON nests deeper than 128 levels";
+                return std::nullopt;
+            }
             const auto parsed = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);  // keeps key order
             if (parsed.is_discarded()) {
                 problem = "the body is not valid JSON";

@@ -3,6 +3,8 @@
 //  - PayloadRules::check (hub/payload_rules.hpp) walks JSON with nlohmann's SAX parser and
 //    stops early; its verdict must equal an independent one computed from the whole document
 //    (nlohmann's DOM parse, then depth and key types by hand).
+//  - json_depth_within (hub/json_depth.hpp), the guard before every JSON parse, gives the
+//    depth of every document nlohmann-json parses.
 //  - decode_sequenced (hub/bus.hpp) never reads out of bounds, and gives back exactly what
 //    encode_sequenced made of the same fields.
 //
@@ -14,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hub/bus.hpp"
+#include "hub/json_depth.hpp"
 #include "hub/payload_rules.hpp"
 #include "test/fuzz/fuzz_common.hpp"
 
@@ -75,6 +78,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         case 0: {  // JSON under the schema rule: both verdicts agree
             const auto refusal = rules().check("j", payload, hub::PayloadKind::Json);
             const std::string expected = reference_verdict(payload);
+            // The bracket scan that guards every JSON parse agrees with the document's depth.
+            if (const auto parsed = nlohmann::json::parse(payload, nullptr, false); !parsed.is_discarded()) {
+                const std::size_t depth = depth_of(parsed);
+                FUZZ_CHECK(hub::json_depth_within(payload, depth));
+                if (depth > 0) FUZZ_CHECK(!hub::json_depth_within(payload, depth - 1));
+            }
             if (expected.empty()) {
                 FUZZ_CHECK(!refusal.has_value());
             } else {

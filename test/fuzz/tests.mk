@@ -37,7 +37,7 @@ $(FUZZ_LIB_TARGETS:%=$(BIN_DIR)/%): $(BIN_DIR)/%: $(OBJ_DIR)/test/fuzz/%.o $(LIB
 	$(CXX) $(FUZZ_LINK) -o $@ $< $(LIB_STATIC) $(LIBS)
 
 # The hub's targets take only the hub objects they test (not the whole hub and its libraries).
-FUZZ_HUB_OBJS := $(OBJ_DIR)/hub/payload_rules.o $(OBJ_DIR)/hub/bus_sequenced.o
+FUZZ_HUB_OBJS := $(OBJ_DIR)/hub/payload_rules.o $(OBJ_DIR)/hub/bus_sequenced.o $(OBJ_DIR)/hub/json_depth.o
 $(FUZZ_HUB_TARGETS:%=$(BIN_DIR)/%): $(BIN_DIR)/%: $(OBJ_DIR)/test/fuzz/%.o $(FUZZ_HUB_OBJS) $(LIB_STATIC)
 	@mkdir -p $(@D)
 	$(CXX) $(FUZZ_LINK) -o $@ $< $(FUZZ_HUB_OBJS) $(LIB_STATIC) $(LIBS)

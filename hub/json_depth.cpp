@@ -1,0 +1,34 @@
+// json_depth_within (json_depth.hpp): a scan of brackets outside strings. Strings are skipped
+// with their escapes ("\"" and "\\"), so a bracket inside one never counts; anything else
+// about the text is left to the real parser.
+#include "hub/json_depth.hpp"
+
+namespace hub {
+
+bool json_depth_within(std::string_view text, std::size_t max_depth) noexcept {
+    std::size_t depth = 0;
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '\\') ++i;  // the escaped character cannot end the string
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        switch (c) {
+            case '"': in_string = true; break;
+            case '[':
+            case '{':
+                if (++depth > max_depth) return false;
+                break;
+            case ']':
+            case '}':
+                if (depth > 0) --depth;
+                break;
+            default: break;
+        }
+    }
+    return true;
+}
+
+}  // namespace hub
