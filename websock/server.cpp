@@ -489,6 +489,7 @@ bool WebSocketServer::accepting_paused() const noexcept {
 }
 
 int WebSocketServer::duplicate_listen_socket() noexcept {
+    std::lock_guard lock(core_->mutex);  // against the shutdown closing it (close_listener)
     if (!core_->listen_fd.valid()) {
         errno = EBADF;
         return -1;

@@ -183,9 +183,9 @@ public:
     /// A new descriptor for the listening socket (close-on-exec, owned by the caller), to
     /// hand to another process (a successor in a zero-downtime restart takes it as its
     /// ServerOptions::listen_fd). -1 with errno set when there is none (before listen(),
-    /// after serving ended). Call it between listen() and stop(), from any thread but not
-    /// concurrently with listen(). Once called, a unix socket's file is left in place when
-    /// this server stops (the other process serves it).
+    /// once stopping has closed it). Any thread, but not concurrently with listen(). Once
+    /// called, a unix socket's file is left in place when this server stops (the other
+    /// process serves it).
     int duplicate_listen_socket() noexcept;
 
     /// The bound port (useful with port 0; an adopted socket's port), 0 before listen() and

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -147,13 +148,15 @@ std::optional<Frame> read_frame(int fd, std::string& rest, milliseconds limit) {
 struct RunningServer {
     websock::WebSocketServer server;
     std::thread thread;
-    std::string errors;
+    std::mutex errors_mutex;
+    std::string errors;  // the first I/O error reported (guarded)
 
     RunningServer(websock::ServerOptions options, std::string name) : server(options) {
-        server.on_data_receive([this, name](websock::Client& client, std::string_view data, websock::MessageType) {
+        server.on_data_receive([name](websock::Client& client, std::string_view data, websock::MessageType) {
             client.send(name + ": " + std::string(data));
         });
         server.on_error([this](websock::Client*, const websock::Error& error) {
+            std::lock_guard lock(errors_mutex);
             if (error.kind == websock::ErrorKind::Io && errors.empty()) errors = error.message;
         });
     }
@@ -358,6 +361,7 @@ TEST_CASE("pause_accepting holds new connections in the backlog; a successor ado
         const auto after = read_frame(later.fd, later_rest, patience());
         REQUIRE(after);
         CHECK(after->payload == "new: after");
+        std::lock_guard lock(successor.errors_mutex);
         CHECK(successor.errors.empty());
     }
 }

@@ -116,7 +116,7 @@ public:
                     // (closing it would not do: a listener handed to another process stays in epoll)
                     if (accept_paused_until_ == Clock::time_point{} && !user_paused_)
                         ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, server_.listen_fd.get(), nullptr);
-                    server_.listen_fd.reset();
+                    server_.close_listener();
                     if (!server_.options.unix_socket_path.empty() && server_.unlink_socket_path.load())
                         ::unlink(server_.options.unix_socket_path.c_str());
                     // stop() and the signal handlers wake only the server's waker

@@ -174,6 +174,12 @@ struct ServerCore {
         accept_paused_ack.store(control);
         return true;
     }
+    /// Close the listening socket at shutdown, under `mutex`: duplicate_listen_socket() may be
+    /// reading it on another thread.
+    void close_listener() noexcept {
+        std::lock_guard lock(mutex);
+        listen_fd.reset();
+    }
     // false when the listening socket was adopted (ServerOptions::listen_fd) or handed out
     // (duplicate_listen_socket): its unix socket path is then not ours to unlink at the end.
     std::atomic<bool> unlink_socket_path{true};

@@ -54,7 +54,7 @@ void ServerCore::run_threaded() {
 
     // Shutdown: no new connections; every client gets 1001 (or stop()'s code); after the
     // grace period the rest are cut; then every thread is joined.
-    listen_fd.reset();
+    close_listener();
     if (!options.unix_socket_path.empty() && unlink_socket_path.load()) ::unlink(options.unix_socket_path.c_str());
     const auto [stop_code, stop_reason] = stop_close();
     std::vector<std::shared_ptr<Client>> everyone;
