@@ -73,7 +73,8 @@ std::string every_byte_value(std::size_t size) {
 
 TEST_CASE("module states cross the channel intact, into the module of the same name, large ones included") {
     hub::Hub old_hub{hub::HubOptions{}};
-    const std::string small = std::string("\0\xff\x01 binary, with NULs\0", 24);
+    static constexpr char kSmall[] = "\0\xff\x01 binary, with NULs\0";
+    const std::string small(kSmall, sizeof kSmall - 1);  // the NULs included, the terminator not
     const std::string large = every_byte_value(8u << 20);  // far past a socket's buffer
     old_hub.add_module(std::make_unique<FakeModule>("first", small));
     old_hub.add_module(std::make_unique<FakeModule>("nothing", ""));  // nothing to hand over: not sent
