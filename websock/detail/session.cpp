@@ -5,6 +5,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -86,24 +88,29 @@ void ServerCore::start_session(Fd socket) {
     auto client = new_client(socket.get());
     if (!client) return;
     const auto id = client->id();
-    std::lock_guard lock(mutex);
-    auto& session = sessions[id];
-    session.client = client;
-    try {
-        // The thread owns the socket once it runs; until then `socket` does, so a thread
-        // that cannot be started leaves nothing open.
-        if (const int error = startup_fault_for(StartupCall::ClientThread, client_threads_started.fetch_add(1)))
-            throw std::system_error(error, std::generic_category(), "thread");
-        session.thread = std::thread([this, client, fd = socket.get()]() mutable {
-            run_session(std::move(client), detail::Fd(fd));
-        });
-        socket.release();
-    } catch (const std::system_error& e) {
-        sessions.erase(id);
-        send_all_before(socket.get(), codec::make_handshake_error(503, "server out of threads"),
-                        std::chrono::steady_clock::now());
-        report(nullptr, ErrorKind::Limit, fmt::format("cannot start a client thread: {}", e.what()));
+    std::optional<std::string> failure;  // why the thread could not start
+    {
+        std::lock_guard lock(mutex);
+        auto& session = sessions[id];
+        session.client = client;
+        try {
+            // The thread owns the socket once it runs; until then `socket` does, so a thread
+            // that cannot be started leaves nothing open.
+            if (const int error = startup_fault_for(StartupCall::ClientThread, client_threads_started.fetch_add(1)))
+                throw std::system_error(error, std::generic_category(), "thread");
+            session.thread = std::thread([this, client, fd = socket.get()]() mutable {
+                run_session(std::move(client), detail::Fd(fd));
+            });
+            socket.release();
+        } catch (const std::system_error& e) {
+            sessions.erase(id);
+            failure = e.what();
+        }
     }
+    if (!failure) return;
+    // Outside the lock: on_error is user code, and the 503 is a socket write.
+    send_all_before(socket.get(), codec::make_handshake_error(503, "server out of threads"), std::chrono::steady_clock::now());
+    report(nullptr, ErrorKind::Limit, fmt::format("cannot start a client thread: {}", *failure));
 }
 
 void ServerCore::session_finished(std::uint64_t id) {
