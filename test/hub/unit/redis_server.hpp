@@ -42,6 +42,17 @@ inline std::chrono::milliseconds scaled(std::chrono::milliseconds base) {
     return base * scale;
 }
 
+/// Poll `condition` until it holds or the (scaled) deadline passes; its last value.
+template <typename Condition>
+bool eventually(Condition condition, std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+    const auto deadline = std::chrono::steady_clock::now() + scaled(timeout);
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() >= deadline) return condition();
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));  // the polling interval, not a wait
+    }
+    return true;
+}
+
 /// A loopback TCP port that was free a moment ago (the kernel picked it for port 0).
 inline std::uint16_t free_loopback_port() {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -21,16 +21,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// Poll `condition` until true or the (scaled) deadline passes.
-template <typename Condition>
-bool eventually(Condition condition, std::chrono::milliseconds timeout = 5000ms) {
-    const auto deadline = std::chrono::steady_clock::now() + test::scaled(timeout);
-    while (!condition()) {
-        if (std::chrono::steady_clock::now() >= deadline) return condition();
-        std::this_thread::sleep_for(2ms);
-    }
-    return true;
-}
+using test::eventually;
 
 /// What one node's handler saw, in order.
 class Received {

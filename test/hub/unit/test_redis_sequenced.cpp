@@ -21,15 +21,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-template <typename Condition>
-bool eventually(Condition condition, std::chrono::milliseconds timeout = 5000ms) {
-    const auto deadline = std::chrono::steady_clock::now() + test::scaled(timeout);
-    while (!condition()) {
-        if (std::chrono::steady_clock::now() >= deadline) return condition();
-        std::this_thread::sleep_for(2ms);
-    }
-    return true;
-}
+using test::eventually;
 
 /// What a node's handler saw: sequenced messages decoded, plain ones as they came.
 class Seen {
