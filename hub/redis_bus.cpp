@@ -221,18 +221,26 @@ void RedisBus::publish(std::string topic, std::string payload, Done done) {
     Queued item;
     item.topic = std::move(topic);
     item.payload = std::move(payload);
+    submit_publish(std::move(item), std::move(wrapped));
+}
+
+void RedisBus::submit_publish(Queued item, SequencedDone done) {
     std::string refusal;
     {
         std::lock_guard lock(mutex_);
-        refusal = enqueue_publish_locked(std::move(item), wrapped);
+        refusal = enqueue_publish_locked(std::move(item), done);
     }
-    if (!refusal.empty()) {
-        std::vector<Outcome> outcome;
-        outcome.push_back(Outcome{std::move(wrapped), false, std::move(refusal)});
-        fire(outcome);
+    if (refusal.empty()) {
+        wake_writer_.notify_one();
         return;
     }
-    wake_writer_.notify_one();
+    refuse_publish(std::move(done), std::move(refusal));
+}
+
+void RedisBus::refuse_publish(SequencedDone done, std::string reason) {
+    std::vector<Outcome> outcome;
+    outcome.push_back(Outcome{std::move(done), false, std::move(reason)});
+    fire(outcome);
 }
 
 void RedisBus::set_history_limits(HistoryLimits limits) {
@@ -241,25 +249,16 @@ void RedisBus::set_history_limits(HistoryLimits limits) {
 }
 
 void RedisBus::publish_sequenced(std::string topic, std::string stream, std::string payload, SequencedDone done) {
-    std::string refusal;
     if (!bus_sequenced_detail::valid_stream_name(stream)) {
-        refusal = "invalid stream name (1 to 1024 bytes, no NUL)";
-    } else {
-        Queued item;
-        item.kind = Queued::Kind::sequenced;
-        item.topic = std::move(topic);
-        item.payload = std::move(payload);
-        item.stream = std::move(stream);
-        std::lock_guard lock(mutex_);
-        refusal = enqueue_publish_locked(std::move(item), done);
-    }
-    if (!refusal.empty()) {
-        std::vector<Outcome> outcome;
-        outcome.push_back(Outcome{std::move(done), false, std::move(refusal)});
-        fire(outcome);
+        refuse_publish(std::move(done), "invalid stream name (1 to 1024 bytes, no NUL)");
         return;
     }
-    wake_writer_.notify_one();
+    Queued item;
+    item.kind = Queued::Kind::sequenced;
+    item.topic = std::move(topic);
+    item.payload = std::move(payload);
+    item.stream = std::move(stream);
+    submit_publish(std::move(item), std::move(done));
 }
 
 void RedisBus::read_history(std::string stream, std::uint64_t after, std::size_t max_messages, HistoryDone done) {

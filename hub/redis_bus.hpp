@@ -190,6 +190,9 @@ private:
     bool position_reader(Link& link);
     void deliver_batch(void* reply);  // a redisReply* of XREAD
     std::string enqueue_publish_locked(Queued item, SequencedDone& done);
+    /// Queue a publish for the writer and wake it, or answer !ok at once with the reason.
+    void submit_publish(Queued item, SequencedDone done);
+    void refuse_publish(SequencedDone done, std::string reason);
     /// Takes every queued read out of the queue (to answer !ok outside the lock).
     std::vector<HistoryDone> take_queued_reads_locked();
     void load_scripts(Link& link);
