@@ -7,7 +7,7 @@ import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
-import { request, openWs, ms, waitFor } from './hub_helpers.mjs';
+import { request, openWs, ms, waitFor, withJson } from './hub_helpers.mjs';
 
 export const PYTHON = '/usr/bin/python3';
 export const SECRET = 'cs-Secret-0123';
@@ -78,13 +78,7 @@ export async function api(hub, target, body, { method = 'POST', sign = 'js', hea
     const text = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
     if (text !== undefined) h['Content-Type'] = 'application/json';
     const res = await request(hub, { method, path: target, headers: h, body: text });
-    let json;
-    try {
-        json = JSON.parse(res.body);
-    } catch {
-        json = undefined;
-    }
-    return { ...res, json };
+    return withJson(res);
 }
 
 export async function connect(hub, username, channels = [], extra = {}) {

@@ -186,6 +186,17 @@ export function request(hub, { method = 'GET', path: target = '/', headers = {},
     );
 }
 
+/** A response from request() with its body parsed as JSON too (`json`: undefined when it is not JSON). */
+export function withJson(res) {
+    let json;
+    try {
+        json = JSON.parse(res.body);
+    } catch {
+        json = undefined;
+    }
+    return { ...res, json };
+}
+
 /** POST a package to a channel (aiows' endpoint); resolves the response. */
 export function publish(hub, channel, data, { type, pwd, headers = {}, prefix = '' } = {}) {
     const query = pwd === undefined ? '' : `?pwd=${encodeURIComponent(pwd)}`;

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 
-import { WebSocket, ms, withTimeout, waitFor, request } from './hub_helpers.mjs';
+import { WebSocket, ms, withTimeout, waitFor, request, withJson } from './hub_helpers.mjs';
 
 export const SUBPROTOCOL = 'websock-hub.streams.v1';
 
@@ -112,13 +112,7 @@ export async function publishStream(hub, channel, body, { contentType, pwd, pref
     if (contentType !== undefined) h['Content-Type'] = contentType;
     if (pwd !== undefined) h['X-Hub-Password'] = pwd;
     const res = await request(hub, { method: 'POST', path: `${prefix}/streams/${channel}`, headers: h, body });
-    let json;
-    try {
-        json = JSON.parse(res.body);
-    } catch {
-        json = undefined;
-    }
-    return { ...res, json };
+    return withJson(res);
 }
 
 /** Publish `count` text messages "<label>-<i>" one after another; resolves their offsets. */
