@@ -15,6 +15,7 @@ BENCH_LOADGEN := $(BIN_DIR)/loadgen
 BENCH_WSPP := $(BIN_DIR)/bench_websocketpp_echo
 BENCH_BEAST := $(BIN_DIR)/bench_beast_echo
 BENCH_TCP_ECHO := $(BIN_DIR)/bench_tcp_echo
+BENCH_TCP_ECHO_URING := $(BIN_DIR)/bench_tcp_echo_uring
 BENCH_NODE_STAMP := bench/node_modules/.installed
 BENCH_WEBSOCK_ECHO := $(BIN_DIR)/websock-echo
 
@@ -29,6 +30,11 @@ BENCH_PEER_LIBS := -lboost_system -pthread
 BENCH_DEPS := $(BENCH_LOADGEN) $(BENCH_WSPP) $(BENCH_BEAST) $(BENCH_TCP_ECHO) $(BENCH_NODE_STAMP)
 ifneq ($(filter $(BENCH_WEBSOCK_ECHO),$(EXAMPLE_BINS)),)
   BENCH_DEPS += $(BENCH_WEBSOCK_ECHO)
+endif
+# The io_uring TCP echo needs liburing-dev (scripts/install-deps.sh test installs it); without
+# it the row is skipped, and nothing else (make test included) needs liburing.
+ifneq ($(wildcard /usr/include/liburing.h),)
+  BENCH_DEPS += $(BENCH_TCP_ECHO_URING)
 endif
 
 .PHONY: bench bench-build bench-selftest
@@ -65,11 +71,16 @@ $(BENCH_TCP_ECHO): $(OBJ_DIR)/bench/peers/tcp_echo.o
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^
 
+# The same echo on io_uring (issue 12: is io_uring cheaper than epoll here?).
+$(BENCH_TCP_ECHO_URING): $(OBJ_DIR)/bench/peers/tcp_echo_uring.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $^ -luring
+
 # Node's ws for the Node peer: installed into bench/node_modules from bench/package.json.
 $(BENCH_NODE_STAMP): bench/package.json
 	cd bench && npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 -include $(BENCH_LOADGEN_OBJS:.o=.d) $(OBJ_DIR)/bench/websocketpp_echo.d $(OBJ_DIR)/bench/beast_echo.d \
-    $(OBJ_DIR)/bench/peers/tcp_echo.d
+    $(OBJ_DIR)/bench/peers/tcp_echo.d $(OBJ_DIR)/bench/peers/tcp_echo_uring.d
 include bench/fanout.mk

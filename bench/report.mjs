@@ -1,6 +1,7 @@
 // bench/report.mjs — turns the raw results of bench/run.sh (one JSON object a line) into the
 // markdown tables of docs/benchmarks.md, every one with each server's ratio to the plain TCP
-// echo (tcp-echo, the ceiling), or to websock when the run had no tcp-echo.
+// echo (tcp-echo, the ceiling), or to websock when the run had no tcp-echo. The io_uring echo
+// (tcp-echo-uring) is a row like any other, compared with the epoll tcp-echo.
 //
 //   node bench/report.mjs build/bench/results-YYYYMMDD-HHMMSS.jsonl
 //
@@ -181,6 +182,10 @@ if (failed.length || (summary.failures ?? []).length) {
   p('Failed runs (left out, except the idle runs marked ‡):');
   for (const r of failed) p(`- ${r.server} ${r.kind} round ${r.rep} attempt ${r.attempt}: loadgen exit ${r.exit}${r.server_died ? ', the server died' : ''}`);
   for (const f of summary.failures ?? []) p(`- ${f}`);
+}
+if (servers.includes('tcp-echo-uring') && measured('tcp-echo-uring')) {
+  p();
+  p('tcp-echo-uring is the same plain TCP echo on io_uring (multishot accept and recv, a provided-buffer ring, one `io_uring_submit_and_wait` per loop turn); its ratio, like every other, is to the epoll tcp-echo.');
 }
 if (summary.wall_s !== undefined) {
   p();

@@ -34,7 +34,9 @@
 #   BENCH_SERVERS       subset and order, e.g. "tcp-echo websock beast" (default: tcp-echo,
 #                       websock (thread per client), websock-event (one epoll loop),
 #                       websock-event2 (--event-loops 2), websocketpp, beast, node-ws);
-#                       "websock-spin" is websock-event with --busy-poll-us 200
+#                       "websock-spin" is websock-event with --busy-poll-us 200;
+#                       "tcp-echo-uring" is the TCP echo on io_uring (bench/peers/tcp_echo_uring.cpp,
+#                       built when liburing-dev is installed), the ceiling's other candidate
 #   BENCH_KINDS         which measurements, default "throughput big one latency idle"
 #   BENCH_LOADGEN_SPIN=1  the load generator polls without sleeping, so that its own
 #                       wake-ups (tens of µs on a VM) stay out of every server's latency
@@ -136,7 +138,7 @@ SNAP=$(mktemp -d "${TMPDIR:-/tmp}/websock-bench.XXXXXX")
 SPID=""
 trap 'if [ -n "$SPID" ]; then stop_server server; fi; rm -rf "$SNAP"' EXIT
 trap 'exit 130' INT TERM
-for b in loadgen websock-echo bench_websocketpp_echo bench_beast_echo bench_tcp_echo; do
+for b in loadgen websock-echo bench_websocketpp_echo bench_beast_echo bench_tcp_echo bench_tcp_echo_uring; do
     if [ -x "$BIN_DIR/$b" ]; then cp -p "$BIN_DIR/$b" "$SNAP/$b"; fi
 done
 SRC_BIN_DIR=$BIN_DIR
@@ -152,6 +154,7 @@ server_cmd() {
     case "$1" in
         websock)     echo "$BIN_DIR/websock-echo --host 127.0.0.1 --port 0" ;;
         tcp-echo)    echo "$BIN_DIR/bench_tcp_echo --host 127.0.0.1 --port 0" ;;
+        tcp-echo-uring) echo "$BIN_DIR/bench_tcp_echo_uring --host 127.0.0.1 --port 0" ;;
         websock-event) echo "$BIN_DIR/websock-echo --host 127.0.0.1 --port 0 --engine event" ;;
         websock-event2) echo "$BIN_DIR/websock-echo --host 127.0.0.1 --port 0 --engine event --event-loops 2" ;;
         websock-spin) echo "$BIN_DIR/websock-echo --host 127.0.0.1 --port 0 --engine event --busy-poll-us 200" ;;
@@ -166,6 +169,9 @@ server_missing() {  # prints why a server cannot run, or nothing
     case "$1" in
         websock)     [ -x "$BIN_DIR/websock-echo" ] || echo "$SRC_BIN_DIR/websock-echo is not built (yet)" ;;
         tcp-echo)    [ -x "$BIN_DIR/bench_tcp_echo" ] || echo "$SRC_BIN_DIR/bench_tcp_echo is not built" ;;
+        tcp-echo-uring)
+            [ -x "$BIN_DIR/bench_tcp_echo_uring" ] ||
+                echo "$SRC_BIN_DIR/bench_tcp_echo_uring is not built (it needs liburing-dev)" ;;
         websock-event|websock-spin|websock-event2)
             if [ ! -x "$BIN_DIR/websock-echo" ]; then echo "$SRC_BIN_DIR/websock-echo is not built (yet)"
             elif ! grep -q -- '--engine' "$BIN_DIR/websock-echo"; then echo "this websock-echo has no --engine option"
@@ -178,7 +184,7 @@ server_missing() {  # prints why a server cannot run, or nothing
             if ! command -v node >/dev/null; then echo "node is not installed"
             elif [ ! -d bench/node_modules/ws ]; then echo "bench/node_modules/ws is missing (cd bench && npm install)"
             fi ;;
-        *) echo "unknown server '$1' (known: tcp-echo websock websock-event websock-event2 websock-spin websocketpp beast node-ws)" ;;
+        *) echo "unknown server '$1' (known: tcp-echo tcp-echo-uring websock websock-event websock-event2 websock-spin websocketpp beast node-ws)" ;;
     esac
 }
 
@@ -280,7 +286,7 @@ measure() {  # server kind rep [attempt]
         idle)       args=(--mode idle --connections "$IDLE_CONNS" --size "$SIZE" --warmup 0 --duration "$IDLE_HOLD"
                           --connect-timeout "$IDLE_CONNECT_TIMEOUT") ;;
     esac
-    if [ "$s" = tcp-echo ]; then args+=(--raw); fi
+    case "$s" in tcp-echo|tcp-echo-uring) args+=(--raw) ;; esac
     if [ "${BENCH_LOADGEN_SPIN:-0}" = 1 ] && [ "$kind" = latency ]; then args+=(--spin); fi
     wait_quiet
     if ! start_server "$s" "$log.server.log"; then

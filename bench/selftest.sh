@@ -5,8 +5,9 @@
 #    mode, text and binary, at sizes on both sides of the 7-bit / 16-bit / 64-bit length
 #    boundaries: loadgen must exit 0, with no mismatch, sent == received and nothing left
 #    unanswered.
-#    And --raw against the plain TCP echo (bench_tcp_echo): the same checks without framing;
-#    against a WebSocket server --raw must fail (the server answers no raw echo).
+#    And --raw against the plain TCP echoes (bench_tcp_echo on epoll, bench_tcp_echo_uring on
+#    io_uring, also with a tiny buffer pool): the same checks without framing; against a
+#    WebSocket server --raw must fail (the server answers no raw echo).
 # 2. Against bench/selftest/faulty_echo.mjs: frames dribbled a few bytes per write, messages
 #    fragmented with a ping in between, many frames per read — all must pass; corrupted,
 #    dropped, retyped messages, a server-sent Close and a wrong Sec-WebSocket-Accept must fail.
@@ -112,20 +113,24 @@ for s in websock websocketpp beast node-ws; do
     stop
 done
 
-# ---- 1b. raw mode against the plain TCP echo ------------------------------------------------
-if [ -x "$BIN_DIR/bench_tcp_echo" ]; then
-    start "$BIN_DIR/bench_tcp_echo" --port 0 && {
+# ---- 1b. raw mode against the plain TCP echoes (epoll, and io_uring when liburing-dev is there) --
+raw_echo_checks() {  # label command...
+    local label=$1; shift
+    start "$@" && {
         for size in 24 125 65536 1048576; do
             inflight=8; [ "$size" -ge 65536 ] && inflight=2
-            expect "tcp-echo --raw throughput text $size B" ok --raw --mode throughput --connections 10 --inflight "$inflight" \
+            expect "$label --raw throughput text $size B" ok --raw --mode throughput --connections 10 --inflight "$inflight" \
                 --size "$size" --warmup 0.2 --duration 0.8
-            expect "tcp-echo --raw throughput binary $size B" ok --raw --mode throughput --connections 10 --inflight "$inflight" \
+            expect "$label --raw throughput binary $size B" ok --raw --mode throughput --connections 10 --inflight "$inflight" \
                 --size "$size" --warmup 0.2 --duration 0.8 --binary
         done
-        expect "tcp-echo --raw latency 5000 msg/s, 50 conns" ok --raw --mode latency --connections 50 --rate 5000 --warmup 0.2 --duration 1
-        expect "tcp-echo --raw idle 300 conns" ok --raw --mode idle --connections 300 --warmup 0 --duration 0.5
+        expect "$label --raw latency 5000 msg/s, 50 conns" ok --raw --mode latency --connections 50 --rate 5000 --warmup 0.2 --duration 1
+        expect "$label --raw idle 300 conns" ok --raw --mode idle --connections 300 --warmup 0 --duration 0.5
         stop
     } || FAIL=$((FAIL + 1))
+}
+if [ -x "$BIN_DIR/bench_tcp_echo" ]; then
+    raw_echo_checks tcp-echo "$BIN_DIR/bench_tcp_echo" --port 0
     if [ -x "$BIN_DIR/websock-echo" ]; then
         start "$BIN_DIR/websock-echo" --host 127.0.0.1 --port 0 --quiet && {
             expect "--raw against a WebSocket server is caught" fail --raw --mode throughput --connections 2 --inflight 2 \
@@ -135,6 +140,20 @@ if [ -x "$BIN_DIR/bench_tcp_echo" ]; then
     fi
 else
     echo "skip  tcp-echo: $BIN_DIR/bench_tcp_echo not built"
+fi
+if [ -x "$BIN_DIR/bench_tcp_echo_uring" ]; then
+    raw_echo_checks tcp-echo-uring "$BIN_DIR/bench_tcp_echo_uring" --port 0
+    # A pool of 8 buffers of 64 bytes: recvs end with ENOBUFS all the time and big messages
+    # pause connections (queue over its cap); every echo must still come back whole, in order.
+    start "$BIN_DIR/bench_tcp_echo_uring" --port 0 --buffers 8 --buffer-size 64 && {
+        expect "tcp-echo-uring, 8 x 64 B buffers, 100 x 8 x 32 B" ok --raw --mode throughput --connections 100 --inflight 8 \
+            --size 32 --warmup 0.2 --duration 0.8
+        expect "tcp-echo-uring, 8 x 64 B buffers, 4 x 2 x 64 KiB" ok --raw --mode throughput --connections 4 --inflight 2 \
+            --size 65536 --warmup 0.2 --duration 0.8 --binary
+        stop
+    } || FAIL=$((FAIL + 1))
+else
+    echo "skip  tcp-echo-uring: $BIN_DIR/bench_tcp_echo_uring not built (liburing-dev missing?)"
 fi
 
 # ---- 2. the awkward server ------------------------------------------------------------------

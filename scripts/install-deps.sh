@@ -30,10 +30,11 @@ nlohmann-json3-dev libhiredis-dev prometheus-cpp-dev libinih-dev"
 # Building the Debian packages (make deb): dpkg-buildpackage, dh, lintian.
 DEB_PACKAGES="dpkg-dev debhelper lintian"
 
-# Everything `make test` runs on top of those (and `make bench`: WebSocket++ and Beast).
+# Everything `make test` runs on top of those (and `make bench`: WebSocket++ and Beast, and
+# liburing-dev for the io_uring TCP echo, which only the benchmark builds).
 TEST_PACKAGES="clang libclang-rt-dev doctest-dev openssl procps nodejs npm chromium
 redis-server python3-itsdangerous python3-websockets python3-yaml buildah podman debootstrap runc systemd
-libwebsocketpp-dev libboost-dev libboost-system-dev cmake doxygen"
+libwebsocketpp-dev libboost-dev libboost-system-dev liburing-dev cmake doxygen"
 
 case "$SET" in
     build) PACKAGES=$BUILD_PACKAGES ;;
