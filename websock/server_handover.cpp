@@ -67,6 +67,10 @@ int WebSocketServer::duplicate_listen_socket() noexcept {
         errno = EBADF;
         return -1;
     }
+    if (const int error = core_->serving_fault_for(detail::ServerCore::ServingCall::DuplicateListener)) {
+        errno = error;
+        return -1;
+    }
     const int copy = ::fcntl(core_->listen_fd.get(), F_DUPFD_CLOEXEC, 3);
     if (copy >= 0) core_->unlink_socket_path.store(false);
     return copy;

@@ -85,6 +85,7 @@ ServerUnderTest::ServerUnderTest(const Setup& setup, std::shared_ptr<FaultPlan> 
     };
     core.accept_hook = setup.accept_hook;
     core.startup_fault = setup.startup_fault;
+    core.serving_fault = setup.serving_fault;
     server.listen();
     serving_ = std::thread([this] {
         const bool result = server_->serve_forever();

@@ -35,6 +35,8 @@ struct Setup {
     std::function<int(int)> accept_hook;  ///< replaces accept4() (see ServerCore::accept_hook)
     /// Fails an engine's start-up calls (see ServerCore::startup_fault).
     std::function<int(websock::detail::ServerCore::StartupCall, std::size_t)> startup_fault;
+    /// Fails an engine's calls while serving (see ServerCore::serving_fault).
+    std::function<int(websock::detail::ServerCore::ServingCall, std::size_t)> serving_fault;
 };
 
 /// Open file descriptors of this process (/proc/self/fd).

@@ -1,6 +1,6 @@
-// An engine's own start-up calls failing (ServerCore::startup_fault): epoll_create1 and the
-// inbox eventfd of each event loop, starting a loop's thread; a client's thread and eventfd
-// on thread per client. Loop 0 failing ends serve_forever() with false and says why; another
+// An engine's own start-up calls failing (ServerCore::startup_fault): epoll_create1, the
+// inbox eventfd and watching the wakers (epoll_ctl) of each event loop, starting a loop's
+// thread; a client's thread and eventfd on thread per client. Loop 0 failing ends serve_forever() with false and says why; another
 // loop failing is reported and left out, and the loops that run serve every client (none
 // is handed to the missing loop); a client that cannot get its thread or eventfd is told 503
 // and the next one is served. Descriptors go back to where they were.
@@ -22,6 +22,7 @@ std::string call_name(Call call) {
     switch (call) {
         case Call::EpollCreate: return "epoll_create1";
         case Call::LoopWaker: return "eventfd";
+        case Call::LoopWatch: return "epoll_ctl";
         case Call::LoopThread: return "thread";
         case Call::ClientThread: return "client thread";
         case Call::ClientWaker: return "client eventfd";
@@ -53,6 +54,7 @@ TEST_CASE("faults: an event loop that cannot start, on three loops") {
     for (const std::size_t loop : {0, 1, 2}) {
         cases.push_back({Call::EpollCreate, loop, EMFILE});
         cases.push_back({Call::LoopWaker, loop, ENFILE});
+        cases.push_back({Call::LoopWatch, loop, ENOSPC});
     }
     for (const std::size_t loop : {1, 2}) cases.push_back({Call::LoopThread, loop, EAGAIN});
 

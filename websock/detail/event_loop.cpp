@@ -69,8 +69,14 @@ public:
           inbox_(inbox),
           read_buffer_(std::max<std::size_t>(server.options.read_buffer_bytes, 4096)),
           epoll_(make_epoll(server, index)) {
-        if (!epoll_.valid())
+        if (!epoll_.valid()) {
             server_.report(nullptr, ErrorKind::Io, fmt::format("event loop {}: epoll_create1: {}", index, std::strerror(errno)));
+            return;
+        }
+        // Its wakers (loop 0 also has the server's: stop, signals) are watched from the start;
+        // a loop that could not be woken is as good as one that cannot start.
+        if (inbox_.waker.valid() && watch_waker(inbox_.waker.fd(), kInboxTag, index) && index == 0)
+            watch_waker(server_.waker.fd(), kServerWakerTag, index);
     }
     bool valid() const noexcept { return epoll_.valid() && inbox_.waker.valid(); }
     void set_peers(std::vector<LoopInbox*> peers) { peers_ = std::move(peers); }
@@ -79,10 +85,8 @@ public:
         const bool accepting = !peers_.empty();
         if (accepting) {
             user_paused_ = server_.accept_pause_requested();  // paused before serve_forever()
-            if (!user_paused_) add(server_.listen_fd.get(), EPOLLIN, kListenTag);
-            add(server_.waker.fd(), EPOLLIN, kServerWakerTag);
+            if (!user_paused_) watch_listener();
         }
-        add(inbox_.waker.fd(), EPOLLIN, kInboxTag);
         auto next_tick = Clock::now() + kTick;
         Clock::time_point stop_deadline{};
         bool stop_started = false;
@@ -91,7 +95,8 @@ public:
             // Sleep until the earliest client deadline, or the next housekeeping tick when
             // there is housekeeping to do; with neither, until an event comes.
             auto wake_at = timers_.empty() ? Clock::time_point::max() : timers_.top().when;
-            if (stop_started || accept_paused_until_ != Clock::time_point{} || server_.report_limiter.pending())
+            if (stop_started || accept_paused_until_ != Clock::time_point{} || pause_unconfirmed_ ||
+                server_.report_limiter.pending())
                 wake_at = std::min(wake_at, next_tick);
             const int timeout = wake_at == Clock::time_point::max() ? -1 : poll_timeout_ms(wake_at);
             const int ready = wait(events, 256, timeout);
@@ -114,8 +119,7 @@ public:
                 stop_deadline = now + server_.drain_timeout();
                 if (accepting) {
                     // (closing it would not do: a listener handed to another process stays in epoll)
-                    if (accept_paused_until_ == Clock::time_point{} && !user_paused_)
-                        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, server_.listen_fd.get(), nullptr);
+                    if (accept_paused_until_ == Clock::time_point{} && !user_paused_) unwatch_listener();
                     server_.close_listener();
                     if (!server_.options.unix_socket_path.empty() && server_.unlink_socket_path.load())
                         ::unlink(server_.options.unix_socket_path.c_str());
@@ -168,11 +172,53 @@ private:
         return ready;
     }
 
-    void add(int fd, std::uint32_t events, std::uint64_t tag) {
+    /// Watch a waker of this loop, at construction; on failure the loop is not valid().
+    bool watch_waker(int fd, std::uint64_t tag, std::size_t index) {
+        int error = server_.startup_fault_for(ServerCore::StartupCall::LoopWatch, index);
+        if (error == 0) {
+            epoll_event event{};
+            event.events = EPOLLIN;
+            event.data.u64 = tag;
+            if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) == 0) return true;
+            error = errno;
+        }
+        server_.report(nullptr, ErrorKind::Io, fmt::format("event loop {}: epoll_ctl: {}", index, std::strerror(error)));
+        epoll_.reset();
+        return false;
+    }
+
+    /// epoll_ctl on this loop's set, through the fault suite's seam (ServerCore::serving_fault).
+    int control(int operation, int fd, std::uint32_t events, std::uint64_t tag, ServerCore::ServingCall call) {
+        if (const int error = server_.serving_fault_for(call)) {
+            errno = error;
+            return -1;
+        }
         epoll_event event{};
         event.events = events;
         event.data.u64 = tag;
-        ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event);
+        return ::epoll_ctl(epoll_.get(), operation, fd, operation == EPOLL_CTL_DEL ? nullptr : &event);
+    }
+
+    /// Put the listener in epoll. When the kernel refuses (out of memory, or past
+    /// fs.epoll.max_user_watches), say so and try again after a pause, as after EMFILE:
+    /// a loop that silently stopped accepting would look alive and serve no one new.
+    void watch_listener() {
+        if (control(EPOLL_CTL_ADD, server_.listen_fd.get(), EPOLLIN, kListenTag, ServerCore::ServingCall::WatchListener) == 0 ||
+            errno == EEXIST)
+            return;
+        server_.report(nullptr, ErrorKind::Io,
+                       fmt::format("cannot watch the listening socket: epoll_ctl: {}; trying again in {} ms",
+                                   std::strerror(errno), ServerCore::kAcceptPause.count()));
+        accept_paused_until_ = Clock::now() + ServerCore::kAcceptPause;
+    }
+
+    /// Take the listener out of epoll; false (reported) when it stays in.
+    bool unwatch_listener() {
+        if (control(EPOLL_CTL_DEL, server_.listen_fd.get(), 0, kListenTag, ServerCore::ServingCall::UnwatchListener) == 0 ||
+            errno == ENOENT)
+            return true;
+        server_.report(nullptr, ErrorKind::Io, fmt::format("cannot stop watching the listening socket: epoll_ctl: {}", std::strerror(errno)));
+        return false;
     }
 
     template <class Fn>
@@ -241,9 +287,9 @@ private:
             if (status == ServerCore::AcceptStatus::Answered) continue;
             if (status == ServerCore::AcceptStatus::Pause) {
                 // Out of memory or descriptors with no reserve: a level-triggered listener
-                // would wake us at once, forever. Leave it out of epoll for a moment.
-                ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, server_.listen_fd.get(), nullptr);
-                accept_paused_until_ = Clock::now() + ServerCore::kAcceptPause;
+                // would wake us at once, forever. Leave it out of epoll for a moment. (If
+                // even that fails, it was reported: accepting goes on, and fails on.)
+                if (unwatch_listener()) accept_paused_until_ = Clock::now() + ServerCore::kAcceptPause;
                 return;
             }
             if (status != ServerCore::AcceptStatus::Accepted) return;
@@ -255,19 +301,34 @@ private:
     void resume_accepting(Clock::time_point now) {
         if (accept_paused_until_ == Clock::time_point{} || now < accept_paused_until_ || !server_.listen_fd.valid()) return;
         accept_paused_until_ = {};
-        if (!user_paused_) add(server_.listen_fd.get(), EPOLLIN, kListenTag);
+        if (!user_paused_) watch_listener();
     }
 
     /// WebSocketServer::pause_accepting()/resume_accepting(): take the listener out of epoll
     /// or put it back (after each batch, so a pause is acknowledged with no accept after it).
     /// While an out-of-descriptors pause holds it out, resume_accepting(now) puts it back.
+    /// The pause is acknowledged (WebSocketServer::accepting_paused) only once the listener
+    /// is out: a restart that hands the socket on must not have this loop accept after it.
     void follow_accept_control() {
-        const bool paused = server_.accept_pause_requested();
-        if (paused == user_paused_) return;
-        user_paused_ = paused;
-        if (accept_paused_until_ != Clock::time_point{}) return;
-        if (paused) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, server_.listen_fd.get(), nullptr);
-        else add(server_.listen_fd.get(), EPOLLIN, kListenTag);
+        const std::uint64_t pause = server_.accept_pause_wanted();
+        pause_unconfirmed_ = false;
+        if ((pause != 0) == user_paused_) {
+            if (pause != 0) server_.accept_paused_ack.store(pause);  // a new pause, the listener still out
+            return;
+        }
+        if (pause != 0) {
+            // Out already when an out-of-descriptors pause holds it; else take it out now,
+            // or (reported) leave the pause unacknowledged and try again next round.
+            if (accept_paused_until_ == Clock::time_point{} && !unwatch_listener()) {
+                pause_unconfirmed_ = true;  // the next tick tries again
+                return;
+            }
+            user_paused_ = true;
+            server_.accept_paused_ack.store(pause);
+            return;
+        }
+        user_paused_ = false;
+        if (accept_paused_until_ == Clock::time_point{}) watch_listener();
     }
 
     void adopt(Fd socket) {
@@ -279,6 +340,16 @@ private:
         core.owner = std::this_thread::get_id();
         core.loop = &inbox_;
         const int socket_fd = socket.get();
+        // Watched first: a connection the loop cannot watch would never be served, so it is
+        // refused now (the socket closes with the client; nothing else is registered yet).
+        if (control(EPOLL_CTL_ADD, socket_fd, EPOLLIN, id, ServerCore::ServingCall::WatchClient) != 0) {
+            const int error = errno;
+            send_all_before(socket_fd, codec::make_handshake_error(503, "server out of resources"), Clock::now());
+            server_.report(nullptr, ErrorKind::Limit,
+                           fmt::format("{}: cannot watch a new connection: epoll_ctl: {}; refused with 503", core.peer,
+                                       std::strerror(error)));
+            return;
+        }
         struct Undo {  // an allocation below failed: leave no half-registered client behind
             EventLoop& loop;
             std::uint64_t id;
@@ -300,7 +371,6 @@ private:
         entry.interest = EPOLLIN;
         core.loop_dirty = &dirty_;
         undo.done = true;
-        add(socket_fd, EPOLLIN, id);
         schedule(id, entry);  // the handshake deadline
     }
 
@@ -355,6 +425,7 @@ private:
 
     /// Re-arm or retire every client an event touched.
     void update_touched() {
+        std::vector<std::uint64_t> unwatchable;  // epoll_ctl MOD failed: cut below
         for (const auto id : touched_) {
             auto it = clients_.find(id);
             if (it == clients_.end()) continue;
@@ -374,14 +445,24 @@ private:
             if (driver.wants_read()) interest |= EPOLLIN;
             if (driver.wants_write()) interest |= EPOLLOUT;
             if (interest != entry.interest) {
-                epoll_event event{};
-                event.events = interest;
-                event.data.u64 = id;
-                ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, entry.socket_fd, &event);
-                entry.interest = interest;
+                if (control(EPOLL_CTL_MOD, entry.socket_fd, interest, id, ServerCore::ServingCall::ChangeInterest) == 0) {
+                    entry.interest = interest;
+                } else {
+                    // Left as it was, the client could wait forever for an event it never
+                    // asked for (EPOLLOUT with frames queued): cut it, and say why.
+                    server_.report(driver.core().self, ErrorKind::Io,
+                                   fmt::format("client {}: epoll_ctl: {}; the loop cannot watch it, so it is cut", id,
+                                               std::strerror(errno)));
+                    unwatchable.push_back(id);
+                }
             }
         }
         touched_.clear();
+        if (unwatchable.empty()) return;
+        // Outside the loop above: abort() runs on_connection_close, whose sends touch clients.
+        for (const auto id : unwatchable) guarded(id, [](ClientDriver& d) { d.abort(); });
+        flush_dirty();
+        update_touched();  // retires them (finished), and re-arms whatever their callbacks touched
     }
 
     ServerCore& server_;
@@ -395,6 +476,7 @@ private:
     Clock::time_point last_events_{};  // when epoll_wait last returned events (busy_poll)
     Clock::time_point accept_paused_until_{};  // the listener is out of epoll until then
     bool user_paused_ = false;  // out of epoll for pause_accepting()
+    bool pause_unconfirmed_ = false;  // pause_accepting() asked, the listener could not be taken out yet
     std::vector<std::uint64_t> touched_;
     std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
 };

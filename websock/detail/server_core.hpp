@@ -167,6 +167,12 @@ struct ServerCore {
     // that *its* pause holds and not an older one.
     std::atomic<std::uint64_t> accept_control{0};
     std::atomic<std::uint64_t> accept_paused_ack{0};
+    /// The pause asked for now (an odd accept_control value), or 0 when none, without
+    /// acknowledging it: the event loop acknowledges once the listener is out of epoll.
+    std::uint64_t accept_pause_wanted() const noexcept {
+        const std::uint64_t control = accept_control.load();
+        return (control & 1) != 0 ? control : 0;
+    }
     /// The accepting thread's side: true when accepting is paused now (and acknowledged).
     bool accept_pause_requested() noexcept {
         const std::uint64_t control = accept_control.load();
@@ -224,6 +230,7 @@ struct ServerCore {
     enum class StartupCall : std::uint8_t {
         EpollCreate,   ///< epoll_create1 of event loop `index`
         LoopWaker,     ///< the inbox eventfd of event loop `index`
+        LoopWatch,     ///< epoll_ctl ADD of event loop `index`'s wakers (its inbox; loop 0's server waker)
         LoopThread,    ///< starting the thread of event loop `index` (1, 2, ...)
         ClientThread,  ///< starting a client's thread (thread per client; `index` counts clients)
         ClientWaker,   ///< a client's eventfd (thread per client; `index` counts clients)
@@ -235,6 +242,23 @@ struct ServerCore {
     }
     std::atomic<std::size_t> client_threads_started{0};  ///< the ClientThread index
     std::atomic<std::size_t> client_wakers_made{0};      ///< the ClientWaker index
+    /// The calls an engine makes while serving to change what it watches, and the one that
+    /// hands the listener out; the fault suite can fail them (test/faults/test_serving_faults.cpp).
+    enum class ServingCall : std::uint8_t {
+        WatchClient,        ///< event loop: epoll_ctl ADD of a new connection's socket
+        ChangeInterest,     ///< event loop: epoll_ctl MOD of a connection's events (EPOLLOUT on or off)
+        WatchListener,      ///< event loop: epoll_ctl ADD of the listener (at start, after a pause)
+        UnwatchListener,    ///< event loop: epoll_ctl DEL of the listener (a pause, the shutdown)
+        DuplicateListener,  ///< fcntl(F_DUPFD_CLOEXEC) in WebSocketServer::duplicate_listen_socket()
+    };
+    /// Given the call and how many of that kind came before it, returns the errno with which
+    /// it fails, or 0 to let it run.
+    std::function<int(ServingCall call, std::size_t index)> serving_fault;
+    std::atomic<std::size_t> serving_calls[5]{};  ///< per ServingCall: the index of the next one
+    int serving_fault_for(ServingCall call) {
+        if (!serving_fault) return 0;
+        return serving_fault(call, serving_calls[static_cast<std::size_t>(call)].fetch_add(1));
+    }
     static ServerCore& of(WebSocketServer& server) noexcept { return *server.core_; }
 
     /// What one accept attempt gave.
