@@ -103,4 +103,5 @@ function wireBytes() {
 await measure('deflate off', ['--no-deflate']);
 await measure('deflate, own compressor per connection', ['--deflate-compressor', 'own']);
 await measure('deflate, shared compressor per thread', ['--deflate-compressor', 'shared']);
+await measure('deflate, shared, client no context takeover', ['--deflate-compressor', 'shared', '--deflate-client-no-context-takeover']);
 wireBytes();

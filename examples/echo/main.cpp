@@ -4,6 +4,7 @@
 //   websock-echo [--host 127.0.0.1] [--port 9001] [--max-message-bytes 16777216]
 //                [--engine threads|event] [--event-loops N] [--busy-poll-us N]
 //                [--tls-cert PEM --tls-key PEM] [--no-deflate] [--deflate-compressor shared|own]
+//                [--deflate-client-no-context-takeover]
 //                [--quiet]
 #include <cstdio>
 #include <cstdlib>
@@ -49,6 +50,10 @@ int main(int argc, char** argv) {
                 return 2;
             }
             options.deflate.shared_compressor = which == "shared";
+        } else if (arg == "--deflate-client-no-context-takeover") {
+            // ask clients to compress each message afresh (RFC 7692 section 7.1.1.2): with
+            // the shared compressor, no zlib state then outlives a message
+            options.deflate.client_no_context_takeover = true;
         } else if (arg == "--event-loops" && has_value) {
             options.event_loops = std::strtoull(argv[++i], nullptr, 10);  // 0: one per core
         } else if (arg == "--quiet") {
@@ -62,7 +67,7 @@ int main(int argc, char** argv) {
                 return 2;
             }
         } else {
-            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--engine threads|event]\n       [--event-loops N] [--busy-poll-us N] [--tls-cert PEM --tls-key PEM] [--no-deflate]\n       [--deflate-compressor shared|own] [--quiet]\n", argv[0]);
+            fmt::print(stderr, "usage: {} [--host HOST] [--port PORT] [--max-message-bytes N] [--engine threads|event]\n       [--event-loops N] [--busy-poll-us N] [--tls-cert PEM --tls-key PEM] [--no-deflate]\n       [--deflate-compressor shared|own] [--deflate-client-no-context-takeover] [--quiet]\n", argv[0]);
             return arg == "--help" ? 0 : 2;
         }
     }
