@@ -1,6 +1,8 @@
 // The shared state behind Client and WebSocketServer. Internal: users see only server.hpp.
 #pragma once
 
+#include <pthread.h>
+
 #include <any>
 #include <atomic>
 #include <condition_variable>
@@ -11,6 +13,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "websock/detail/report_limiter.hpp"
@@ -129,6 +132,39 @@ struct ClientCore {
                                                          bool keep_alive, bool head);
 };
 
+/// A client thread of the thread-per-client engine: a pthread started with a chosen stack
+/// size (ServerOptions::thread_stack_bytes), which std::thread cannot take. Joinable and
+/// movable like a std::thread; the destructor joins a thread nobody joined (never the case
+/// in the engine, which joins every one in reap_finished()).
+class ClientThread {
+public:
+    ClientThread() noexcept = default;
+    /// Runs `body` on a new thread with `stack_bytes` of stack (0: the system's default;
+    /// otherwise raised to PTHREAD_STACK_MIN and rounded up to whole pages). Throws
+    /// std::system_error when the thread cannot be started; `body` has then not run.
+    ClientThread(std::size_t stack_bytes, std::function<void()> body);
+    ClientThread(ClientThread&& other) noexcept
+        : handle_(other.handle_), running_(std::exchange(other.running_, false)) {}
+    ClientThread& operator=(ClientThread&& other) noexcept {
+        if (this != &other) {
+            join();
+            handle_ = other.handle_;
+            running_ = std::exchange(other.running_, false);
+        }
+        return *this;
+    }
+    ClientThread(const ClientThread&) = delete;
+    ClientThread& operator=(const ClientThread&) = delete;
+    ~ClientThread() { join(); }
+
+    bool joinable() const noexcept { return running_; }
+    void join() noexcept;  ///< wait for the thread to end (nothing if it is not running)
+
+private:
+    pthread_t handle_{};
+    bool running_ = false;
+};
+
 /// The server's state: options, callbacks, the listening socket and the session registry.
 struct ServerCore {
     explicit ServerCore(ServerOptions server_options)
@@ -206,7 +242,7 @@ struct ServerCore {
 
     struct Session {
         std::shared_ptr<Client> client;
-        std::thread thread;
+        ClientThread thread;
     };
     mutable std::mutex mutex;
     std::unordered_map<std::uint64_t, Session> sessions;  // every live client thread (guarded)

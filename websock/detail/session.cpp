@@ -1,10 +1,16 @@
 // The thread-per-client engine: the accept loop on the thread of serve_forever(), one thread
 // per connection and their bookkeeping, and the body of a client thread, which pumps a
 // single ClientDriver with poll() on two descriptors, the socket and the client's eventfd.
+#include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -17,6 +23,41 @@
 #include "websock/detail/client_driver.hpp"
 
 namespace websock::detail {
+
+namespace {
+
+void* run_client_thread(void* body) {
+    const std::unique_ptr<std::function<void()>> owned(static_cast<std::function<void()>*>(body));
+    (*owned)();  // run_session() catches everything; an escaping exception ends the process, as with std::thread
+    return nullptr;
+}
+
+}  // namespace
+
+ClientThread::ClientThread(std::size_t stack_bytes, std::function<void()> body) {
+    pthread_attr_t attributes;
+    if (const int error = ::pthread_attr_init(&attributes); error != 0)
+        throw std::system_error(error, std::generic_category(), "thread attributes");
+    const std::unique_ptr<pthread_attr_t, int (*)(pthread_attr_t*)> destroy(&attributes, ::pthread_attr_destroy);
+    if (stack_bytes != 0) {
+        const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+        const auto minimum = static_cast<std::size_t>(PTHREAD_STACK_MIN);
+        const std::size_t size = (std::max(stack_bytes, minimum) + page - 1) / page * page;
+        if (const int error = ::pthread_attr_setstacksize(&attributes, size); error != 0)
+            throw std::system_error(error, std::generic_category(), "thread stack size");
+    }
+    auto owned = std::make_unique<std::function<void()>>(std::move(body));
+    if (const int error = ::pthread_create(&handle_, &attributes, run_client_thread, owned.get()); error != 0)
+        throw std::system_error(error, std::generic_category(), "thread");
+    owned.release();  // the thread owns it now
+    running_ = true;
+}
+
+void ClientThread::join() noexcept {
+    if (!running_) return;
+    ::pthread_join(handle_, nullptr);
+    running_ = false;
+}
 
 void ServerCore::run_threaded() {
     bool accept_paused = false;  // after EMFILE: retry on a timer rather than spin
@@ -98,11 +139,11 @@ void ServerCore::start_session(Fd socket) {
             // that cannot be started leaves nothing open.
             if (const int error = startup_fault_for(StartupCall::ClientThread, client_threads_started.fetch_add(1)))
                 throw std::system_error(error, std::generic_category(), "thread");
-            session.thread = std::thread([this, client, fd = socket.get()]() mutable {
+            session.thread = ClientThread(options.thread_stack_bytes, [this, client, fd = socket.get()]() mutable {
                 run_session(std::move(client), detail::Fd(fd));
             });
             socket.release();
-        } catch (const std::system_error& e) {
+        } catch (const std::exception& e) {  // no thread (EAGAIN) or no memory for its body
             sessions.erase(id);
             failure = e.what();
         }
@@ -123,7 +164,7 @@ void ServerCore::session_finished(std::uint64_t id) {
 }
 
 void ServerCore::reap_finished() {
-    std::vector<std::thread> done;
+    std::vector<ClientThread> done;
     {
         std::lock_guard lock(mutex);
         for (const auto id : finished) {
