@@ -143,15 +143,25 @@ else
 fi
 if [ -x "$BIN_DIR/bench_tcp_echo_uring" ]; then
     raw_echo_checks tcp-echo-uring "$BIN_DIR/bench_tcp_echo_uring" --port 0
-    # A pool of 8 buffers of 64 bytes: recvs end with ENOBUFS all the time and big messages
-    # pause connections (queue over its cap); every echo must still come back whole, in order.
-    start "$BIN_DIR/bench_tcp_echo_uring" --port 0 --buffers 8 --buffer-size 64 && {
-        expect "tcp-echo-uring, 8 x 64 B buffers, 100 x 8 x 32 B" ok --raw --mode throughput --connections 100 --inflight 8 \
-            --size 32 --warmup 0.2 --duration 0.8
-        expect "tcp-echo-uring, 8 x 64 B buffers, 4 x 2 x 64 KiB" ok --raw --mode throughput --connections 4 --inflight 2 \
-            --size 65536 --warmup 0.2 --duration 0.8 --binary
-        stop
-    } || FAIL=$((FAIL + 1))
+    # Tiny pools, so that the rare paths run all the time: 8 buffers of 64 bytes for 100
+    # connections (recvs end with ENOBUFS and are re-armed), 64 of 64 bytes for 64 KiB messages
+    # (a connection's queue passes its cap and its recv is paused). Every echo must still come
+    # back whole and in order, and the server's exit line must show that the path was taken.
+    uring_tiny_pool() {  # label buffers what-must-be-nonzero loadgen-args...
+        local label=$1 buffers=$2 counter=$3; shift 3
+        start "$BIN_DIR/bench_tcp_echo_uring" --port 0 --buffers "$buffers" --buffer-size 64 && {
+            expect "tcp-echo-uring, $buffers x 64 B buffers, $label" ok --raw --mode throughput "$@" --warmup 0.2 --duration 0.8
+            stop
+            if grep -Eq "tcp_echo_uring: (.*[^0-9])?[1-9][0-9]* $counter" "$TMP/server.log"; then
+                PASS=$((PASS + 1)); echo "ok    tcp-echo-uring, $buffers x 64 B buffers: '$counter' happened"
+            else
+                FAIL=$((FAIL + 1)); echo "FAIL  tcp-echo-uring, $buffers x 64 B buffers: no '$counter' in its exit line:"
+                sed 's/^/      /' "$TMP/server.log" | tail -2
+            fi
+        } || FAIL=$((FAIL + 1))
+    }
+    uring_tiny_pool "100 x 8 x 32 B" 8 "recvs ended for lack of buffers" --connections 100 --inflight 8 --size 32
+    uring_tiny_pool "4 x 2 x 64 KiB" 64 "paused" --connections 4 --inflight 2 --size 65536 --binary
 else
     echo "skip  tcp-echo-uring: $BIN_DIR/bench_tcp_echo_uring not built (liburing-dev missing?)"
 fi
