@@ -152,6 +152,21 @@ bool Connection::decode(std::string_view piece, bool final) {
     return true;
 }
 
+void Connection::release_buffers() noexcept {
+    if (output_.empty()) std::string().swap(output_);
+    std::string().swap(encoded_);
+    if (!in_message_ && !frame_in_place_ && decoder_.at_frame_boundary()) {
+        std::string().swap(message_);
+        std::string().swap(control_);
+    }
+}
+
+bool Connection::at_rest() const noexcept {
+    return state_ == State::Open && !close_sent_ && !close_received_ && !failed_ && !in_message_ && !frame_in_place_ &&
+           decoder_.at_frame_boundary() && output_.empty() && incoming_ == nullptr && outgoing_ == nullptr &&
+           extension_rsv_ == 0;
+}
+
 void Connection::set_extension(std::unique_ptr<Extension> incoming, std::unique_ptr<Extension> outgoing) {
     incoming_ = std::move(incoming);
     outgoing_ = std::move(outgoing);

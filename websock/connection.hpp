@@ -82,6 +82,13 @@ public:
 
     /// Bytes to write to the peer. The caller erases what it wrote (or clears it).
     std::string& output() noexcept { return output_; }
+    /// Give back the capacity the buffers kept for the next message (reassembly, output,
+    /// scratch), as far as no message or frame is in progress: for a connection gone quiet.
+    /// The next message allocates again.
+    void release_buffers() noexcept;
+    /// Open, between frames and messages, nothing to write, no extension: a new Connection
+    /// with the same options (and no set_allowed_rsv()) would behave the same from here on.
+    bool at_rest() const noexcept;
 
     State state() const noexcept { return state_; }                 ///< see State
     bool close_sent() const noexcept { return close_sent_; }          ///< our close frame is in output() (or written)

@@ -168,7 +168,7 @@ Client::~Client() = default;
 
 std::uint64_t Client::id() const noexcept { return core_->id; }
 const std::string& Client::peer_address() const noexcept { return core_->peer; }
-const HttpRequest& Client::request() const noexcept { return core_->request; }
+const HttpRequest& Client::request() const noexcept { return core_->upgrade_request(); }
 const std::string& Client::subprotocol() const noexcept { return core_->subprotocol; }
 std::any& Client::user_data() noexcept { return core_->user_data; }
 bool Client::is_open() const noexcept { return core_->open.load(std::memory_order_acquire); }

@@ -6,8 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -19,11 +21,7 @@ ClientDriver::ClientDriver(ServerCore& server, std::shared_ptr<Client> client, F
       client_(std::move(client)),
       core_(ServerCore::core(*client_)),
       socket_(std::move(socket)),
-      read_buffer_(read_buffer),
-      connection_(ConnectionOptions{codec::Role::Server, server.options.max_frame_bytes,
-                                    server.options.max_message_bytes, true}) {
-    parser_ = std::make_unique<codec::HttpRequestParser>(
-        codec::HttpRequestParser::Options{server.options.max_handshake_bytes, server.options.max_http_body_bytes});
+      read_buffer_(read_buffer) {
     handshake_deadline_ = Clock::now() + server.options.handshake_timeout;
     if (server.tls_context) {
         transport_ = make_tls_server_transport(server.tls_context.get(), socket_.get());
@@ -51,7 +49,7 @@ void ClientDriver::on_message(std::string_view data, MessageType type) {
 void ClientDriver::on_ping(std::string_view payload) {
     // The pong is already in the connection's output. Queue it now, so it goes out before
     // anything the callbacks send after this point (Autobahn 5.6-5.8 check the order).
-    std::string& pong = connection_.output();
+    std::string& pong = connection().output();
     if (!pong.empty()) {
         bool over_limit = false;
         {
@@ -67,7 +65,7 @@ void ClientDriver::on_ping(std::string_view payload) {
         pong.clear();
         if (over_limit) {
             server_.report(client_.get(), ErrorKind::QueueFull, "outbound queue full of pongs; closing with 1008");
-            connection_.fail(CloseCode::PolicyViolation, "outbound queue full");
+            connection().fail(CloseCode::PolicyViolation, "outbound queue full");
             return;
         }
     }
@@ -79,6 +77,21 @@ void ClientDriver::on_pong(std::string_view payload) {
     server_.invoke(client_.get(), "on_pong", server_.on_pong, *client_, payload);
 }
 
+// ---- the Connection, made when needed ----
+
+Connection& ClientDriver::connection() {
+    if (!connection_)
+        connection_ = std::make_unique<Connection>(ConnectionOptions{codec::Role::Server, server_.options.max_frame_bytes,
+                                                                     server_.options.max_message_bytes, true});
+    return *connection_;
+}
+
+const Connection& ClientDriver::connection_state() const noexcept {
+    // A Connection at rest is dropped (release_if_quiet()); a new one answers every question the same.
+    static const Connection fresh{ConnectionOptions{}};
+    return connection_ ? *connection_ : fresh;
+}
+
 // ---- events ------------------------------------------------------------------------------------
 
 bool ClientDriver::wants_read() const noexcept {
@@ -88,7 +101,7 @@ bool ClientDriver::wants_read() const noexcept {
             // Read on while an asynchronous answer is awaited (without parsing): that is how a
             // long poll learns that its client went away.
             return !close_after_write_ && write_buffer_.size() - write_offset_ < kMaxPendingHttpBytes;
-        case Phase::Open: return connection_.state() != Connection::State::Closed;
+        case Phase::Open: return connection_state().state() != Connection::State::Closed;
         case Phase::Lingering: return true;
         case Phase::Done: return false;
     }
@@ -209,7 +222,7 @@ void ClientDriver::on_tick(Clock::time_point now) {
                 }
                 break;
             }
-            if (close_after_write_ || (handshake_input_.empty() && !parser_->started())) {
+            if (close_after_write_ || (handshake_input_.empty() && (!parser_ || !parser_->started()))) {
                 finish();  // an idle keep-alive connection, a silent peer, or a stuck answer
                 return;
             }
@@ -229,7 +242,7 @@ void ClientDriver::on_tick(Clock::time_point now) {
                 end(false);
                 return;
             }
-            connection_.send_ping();  // idle: is the peer still there?
+            connection().send_ping();  // idle: is the peer still there?
             ping_outstanding_ = true;
             ping_sent_ = now;
             (void)options;
@@ -240,15 +253,41 @@ void ClientDriver::on_tick(Clock::time_point now) {
     after_io();
 }
 
+bool ClientDriver::release_if_quiet() {
+    if (phase_ == Phase::Done) {
+        release_listed_ = false;
+        return true;
+    }
+    // Only an open connection releases (a handshake or a linger is short, or has its deadline).
+    if (std::exchange(busy_, false) || phase_ != Phase::Open || write_offset_ != write_buffer_.size()) return false;
+    std::string().swap(write_buffer_);
+    write_offset_ = 0;
+    bool queue_empty = false;
+    {
+        std::lock_guard lock(core_.mutex);
+        queue_empty = core_.queue.empty();
+        if (queue_empty) std::string().swap(core_.queue);
+    }
+    if (connection_) {
+        connection_->release_buffers();
+        if (connection_->at_rest()) connection_.reset();  // a new one is made when needed: see connection()
+    }
+    if (!queue_empty) return false;  // another thread queued meanwhile; flush() follows
+    holds_buffers_ = false;
+    release_listed_ = false;
+    return true;
+}
+
 // ---- frames ----------------------------------------------------------------------------------------
 
 void ClientDriver::read_frames() {
     for (int reads = 0; reads < kReadsPerEvent && phase_ == Phase::Open; ++reads) {
-        if (connection_.state() == Connection::State::Closed) return;
+        if (connection_state().state() == Connection::State::Closed) return;
         const auto got = io_->read(read_buffer_.data(), read_buffer_.size());
         if (got.status == IoResult::Status::Ok) {
             last_heard_ = Clock::now();
             ping_outstanding_ = false;  // any data proves the peer is alive
+            note_buffers_used();
             feed(read_buffer_.data(), got.bytes);
             // Write what became due before reading again: echoes go out in batches.
             after_io();
@@ -269,26 +308,27 @@ void ClientDriver::read_frames() {
 }
 
 void ClientDriver::feed(std::uint8_t* data, std::size_t size) {
-    const bool was_failed = connection_.failed();
-    connection_.feed(data, size, *this);
-    if (connection_.failed() && !was_failed)
+    Connection& connection = this->connection();
+    const bool was_failed = connection.failed();
+    connection.feed(data, size, *this);
+    if (connection.failed() && !was_failed)
         server_.report(client_.get(), ErrorKind::Protocol,
-                       fmt::format("closing with {}: {}", static_cast<int>(connection_.close_code()),
-                                   connection_.close_reason()));
+                       fmt::format("closing with {}: {}", static_cast<int>(connection.close_code()),
+                                   connection.close_reason()));
 }
 
 void ClientDriver::take_requests() {
     std::optional<std::pair<CloseCode, std::string>> request;
     // Read before taking the client's lock: stop_close() takes the server's.
     std::optional<std::pair<CloseCode, std::string>> stop_request;
-    if (server_.stopping.load() && !connection_.close_sent()) stop_request = server_.stop_close();
+    if (server_.stopping.load() && !connection_state().close_sent()) stop_request = server_.stop_close();
     {
         std::lock_guard lock(core_.mutex);
         request.swap(core_.close_request);
         if (!request && stop_request) request = std::move(stop_request);
-        if (request && connection_.state() == Connection::State::Open) core_.accepting = false;
+        if (request && connection_state().state() == Connection::State::Open) core_.accepting = false;
     }
-    if (request && connection_.state() == Connection::State::Open) connection_.close(request->first, request->second);
+    if (request && connection_state().state() == Connection::State::Open) connection().close(request->first, request->second);
 }
 
 bool ClientDriver::flush() {
@@ -297,7 +337,7 @@ bool ClientDriver::flush() {
             write_buffer_.clear();
             write_offset_ = 0;
         }
-        const bool closing = connection_.close_sent();
+        const bool closing = connection_state().close_sent();
         bool more_queued;
         {
             std::lock_guard lock(core_.mutex);
@@ -314,11 +354,11 @@ bool ClientDriver::flush() {
             }
             more_queued = !core_.queue.empty();
         }
-        std::string& own = connection_.output();
-        if (!own.empty()) {
-            write_buffer_.append(own);
-            own.clear();
+        if (connection_ && !connection_->output().empty()) {
+            write_buffer_.append(connection_->output());
+            connection_->output().clear();
         }
+        if (write_offset_ < write_buffer_.size()) note_buffers_used();
         bool blocked = false;
         while (write_offset_ < write_buffer_.size()) {
             const auto sent = io_->write(write_buffer_.data() + write_offset_, write_buffer_.size() - write_offset_);
@@ -334,9 +374,10 @@ bool ClientDriver::flush() {
             return false;
         }
         core_.writing_bytes.store(write_buffer_.size() - write_offset_, std::memory_order_relaxed);
-        if (write_buffer_.capacity() > (4u << 20) && write_offset_ == write_buffer_.size()) {
-            std::string().swap(write_buffer_);  // give back the memory of a burst
+        if (write_offset_ == write_buffer_.size() && (release_written_ || write_buffer_.capacity() > (4u << 20))) {
+            std::string().swap(write_buffer_);  // give back the memory of a burst, or of the handshake
             write_offset_ = 0;
+            release_written_ = false;
         }
         // The queue may have filled while the write buffer drained: go round again, or the
         // engine would wait without asking for POLLOUT while frames sit in the queue.
@@ -367,7 +408,7 @@ void ClientDriver::after_io() {
                 end(true);
                 return;
             }
-            const auto state = connection_.state();
+            const auto state = connection_state().state();
             if (state != Connection::State::Open && closing_since_ == Clock::time_point{}) closing_since_ = Clock::now();
             if (state == Connection::State::Closed && !wants_write()) end(false);
             return;
@@ -380,7 +421,7 @@ void ClientDriver::after_io() {
 
 void ClientDriver::end(bool peer_gone) {
     if (phase_ != Phase::Open) return;
-    if (!peer_gone && !timed_out_ && !failed_loop_ && !aborted_ && connection_.state() == Connection::State::Closed) {
+    if (!peer_gone && !timed_out_ && !failed_loop_ && !aborted_ && connection_state().state() == Connection::State::Closed) {
         // Section 7.1.1: the server closes TCP first. Half-close and wait briefly for the
         // peer's FIN, so our close frame is not lost to a reset caused by unread input.
         io_->shutdown_write();
@@ -415,19 +456,20 @@ void ClientDriver::finish() {
     }
     if (!opened_) return;
 
+    const Connection& connection = connection_state();
     CloseCode code = CloseCode::Abnormal;
     std::string reason;
-    if (connection_.close_received() || connection_.failed() || connection_.state() == Connection::State::Closed) {
-        code = connection_.close_code();
-        reason = connection_.close_reason();
+    if (connection.close_received() || connection.failed() || connection.state() == Connection::State::Closed) {
+        code = connection.close_code();
+        reason = connection.close_reason();
     }
-    if (connection_.close_sent() && !connection_.close_received() && !connection_.failed()) {
+    if (connection.close_sent() && !connection.close_received() && !connection.failed()) {
         // We asked to close and the peer never answered.
         code = CloseCode::Abnormal;
         reason = timed_out_ ? "close handshake timed out" : "connection lost during the close handshake";
     } else if (timed_out_) {
         reason = "no pong within pong_timeout";
-    } else if (aborted_ && !connection_.close_received()) {
+    } else if (aborted_ && !connection.close_received()) {
         reason = "cut at server shutdown";
     } else if (code == CloseCode::Abnormal && reason.empty()) {
         reason = "connection lost";

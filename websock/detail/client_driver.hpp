@@ -61,7 +61,20 @@ public:
     /// Read again after a short read (the thread engine: cheaper than a poll and a switch).
     void set_eager_reread(bool eager) noexcept { eager_reread_ = eager; }
 
-    // ConnectionHandler, called from inside connection_.feed()
+    // ---- idle memory: buffers and the Connection are given back once the client is quiet ----
+    /// Buffers came into use and the engine has not listed this client yet (mark_release_listed()):
+    /// it should call release_if_quiet() now and then until that returns true. The event loop
+    /// visits all such clients in one sweep, so that quiet clients cost no wake-up each.
+    bool wants_release_visits() const noexcept { return holds_buffers_ && !release_listed_; }
+    void mark_release_listed() noexcept { release_listed_ = true; }
+    /// If nothing was read or written since the last call, give back the capacity of the write
+    /// buffer, the outbound queue and the Connection's buffers, and drop a Connection at rest
+    /// (connection() makes a new one when needed). True when nothing is held any more (or the
+    /// client is finished): no more visits are needed until wants_release_visits() says so.
+    /// A busy client keeps its buffers: no allocation per message.
+    bool release_if_quiet();
+
+    // ConnectionHandler, called from inside Connection::feed()
     void on_message(std::string_view data, MessageType type) override;
     void on_ping(std::string_view payload) override;
     void on_pong(std::string_view payload) override;
@@ -81,6 +94,7 @@ private:
 
     void step_tls_handshake();
     void read_handshake();
+    codec::HttpRequestParser& parser();  // the request parser, made when needed
     void parse_requests();  // every complete request in handshake_input_
     void handle_request(codec::HttpRequestParser& parser);
     void answer_http(HttpRequest& request, bool keep_alive);  // a plain request, sync or async
@@ -88,7 +102,7 @@ private:
     void next_request(bool keep_alive);  // after an answer: read the next request, or close
     HandshakeDecision decide(const HttpRequest& request);  // policy, then the user's hook
     void negotiate_extensions(const HttpRequest& request, HttpHeaders& headers);
-    void open_websocket(const std::string& key, HttpRequest request, const HttpHeaders& headers);
+    void open_websocket(const std::string& key, const HttpRequest& request, const HttpHeaders& headers);
     void read_frames();
     void feed(std::uint8_t* data, std::size_t size);
     void take_requests();
@@ -97,6 +111,13 @@ private:
     void end(bool peer_gone);
     void finish();  // close the socket, tell the user
     void refuse(int status, std::string_view reason, const HttpHeaders& headers = {});
+    Connection& connection();
+    const Connection& connection_state() const noexcept;
+    /// Buffers were used: they may hold capacity until release_if_quiet() gives it back.
+    void note_buffers_used() noexcept {
+        busy_ = true;
+        holds_buffers_ = true;
+    }
 
     ServerCore& server_;
     std::shared_ptr<Client> client_;
@@ -120,7 +141,10 @@ private:
     Clock::time_point http_deadline_{};  // ... until then (http_response_timeout)
 
     // websocket
-    Connection connection_;
+    // Made on first use, and dropped again while the connection rests (no message or frame in
+    // progress, open, no extension: see release_if_quiet()), since a resting Connection is the same
+    // as a new one. connection() makes it; connection_state() only asks.
+    std::unique_ptr<Connection> connection_;
     std::string write_buffer_;
     std::size_t write_offset_ = 0;
     Clock::time_point last_heard_{};
@@ -133,6 +157,10 @@ private:
     bool aborted_ = false;
     bool peer_gone_ = false;
     bool eager_reread_ = false;
+    bool release_written_ = false;  // give back write_buffer_'s room once it is written (after the 101)
+    bool holds_buffers_ = false;    // some buffer may hold capacity
+    bool busy_ = false;             // read or wrote since the last release_if_quiet()
+    bool release_listed_ = false;   // the engine visits it (mark_release_listed())
 };
 
 }  // namespace websock::detail

@@ -2,6 +2,7 @@
 // upgrade decision and extension negotiation, plain HTTP answers (inline or from an async
 // responder) and opening the WebSocket. The rest of the driver is in client_driver.cpp.
 #include "websock/detail/client_driver.hpp"
+#include "websock/detail/packed_request.hpp"
 
 #include <fmt/format.h>
 
@@ -38,19 +39,29 @@ void ClientDriver::read_handshake() {
     }
 }
 
+codec::HttpRequestParser& ClientDriver::parser() {
+    // Made when a request's bytes come, not at accept, so that it is made and freed within
+    // one event most often: the next connection's handshake then reuses the same memory.
+    if (!parser_)
+        parser_ = std::make_unique<codec::HttpRequestParser>(codec::HttpRequestParser::Options{
+            server_.options.max_handshake_bytes, server_.options.max_http_body_bytes});
+    return *parser_;
+}
+
 void ClientDriver::parse_requests() {
     // Every complete request in the input, pipelined plain HTTP requests included; a request
     // waiting for an asynchronous answer holds back the ones behind it.
     while (phase_ == Phase::Handshake && !close_after_write_ && !awaiting_http_ && !handshake_input_.empty()) {
         std::size_t consumed = 0;
-        const auto status = parser_->feed(handshake_input_.data(), handshake_input_.size(), consumed);
+        codec::HttpRequestParser& parser = this->parser();
+        const auto status = parser.feed(handshake_input_.data(), handshake_input_.size(), consumed);
         handshake_input_.erase(0, consumed);
         if (status == codec::HttpRequestParser::Status::NeedMore) break;
         if (status == codec::HttpRequestParser::Status::Error) {
-            refuse(parser_->error_status(), parser_->error_reason());
+            refuse(parser.error_status(), parser.error_reason());
             break;
         }
-        handle_request(*parser_);
+        handle_request(parser);  // may end the parser (next_request(), open_websocket())
     }
 }
 
@@ -76,7 +87,7 @@ void ClientDriver::handle_request(codec::HttpRequestParser& parser) {
     negotiate_extensions(request, headers);
     for (auto& header : decision.headers) headers.push_back(std::move(header));
     core_.subprotocol = std::move(decision.subprotocol);
-    open_websocket(check.key, std::move(request), headers);
+    open_websocket(check.key, request, headers);
 }
 
 void ClientDriver::negotiate_extensions(const HttpRequest& request, HttpHeaders& headers) {
@@ -92,7 +103,7 @@ void ClientDriver::negotiate_extensions(const HttpRequest& request, HttpHeaders&
         auto agreed = factory.negotiate(parsed.offers);
         if (!agreed) return false;
         headers.emplace_back("Sec-WebSocket-Extensions", std::move(agreed->response_element));
-        connection_.set_extension(std::move(agreed->incoming), nullptr);
+        connection().set_extension(std::move(agreed->incoming), nullptr);
         core_.extension = std::move(agreed->outgoing);
         return true;
     };
@@ -211,10 +222,8 @@ void ClientDriver::next_request(bool keep_alive) {
         close_after_write_ = true;
         return;
     }
-    const auto& options = server_.options;
-    parser_ = std::make_unique<codec::HttpRequestParser>(
-        codec::HttpRequestParser::Options{options.max_handshake_bytes, options.max_http_body_bytes});
-    handshake_deadline_ = Clock::now() + options.handshake_timeout;
+    parser_.reset();  // parser() makes a new one for the next request when its bytes come
+    handshake_deadline_ = Clock::now() + server_.options.handshake_timeout;
 }
 
 void ClientDriver::refuse(int status, std::string_view reason, const HttpHeaders& headers) {
@@ -223,9 +232,11 @@ void ClientDriver::refuse(int status, std::string_view reason, const HttpHeaders
     close_after_write_ = true;
 }
 
-void ClientDriver::open_websocket(const std::string& key, HttpRequest request, const HttpHeaders& headers) {
-    core_.request = std::move(request);
+void ClientDriver::open_websocket(const std::string& key, const HttpRequest& request, const HttpHeaders& headers) {
+    core_.packed_request = pack_request(request);
+    core_.request_packed.store(true, std::memory_order_release);
     write_buffer_.append(codec::make_upgrade_response(key, headers));  // before anything on_open sends
+    release_written_ = true;  // an idle connection keeps no handshake bytes, nor their room
     parser_.reset();
     phase_ = Phase::Open;
     last_heard_ = Clock::now();

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <new>
 #include <queue>
 #include <unordered_map>
 
@@ -35,6 +36,11 @@ constexpr std::uint64_t kInboxTag = ~std::uint64_t{0} - 2;
 // and only while there is some.
 constexpr auto kTick = std::chrono::milliseconds(50);
 constexpr int kAcceptsPerEvent = 64;  // then serve the clients already in: a flood cannot starve them
+// A client whose buffers grew (a message, the handshake's answer) and that has been quiet
+// since gives them back (ClientDriver::release_if_quiet()). The loop visits every such client
+// in one sweep this often, while there are any: one wake-up for all of them, none for a
+// client with nothing held, and a busy client is only asked, so it keeps its buffers.
+constexpr auto kReleaseSweep = std::chrono::milliseconds(500);
 
 struct LoopClient {
     std::unique_ptr<ClientDriver> driver;
@@ -98,6 +104,7 @@ public:
             if (stop_started || accept_paused_until_ != Clock::time_point{} || pause_unconfirmed_ ||
                 server_.report_limiter.pending())
                 wake_at = std::min(wake_at, next_tick);
+            if (next_release_sweep_ != Clock::time_point{}) wake_at = std::min(wake_at, next_release_sweep_);
             const int timeout = wake_at == Clock::time_point::max() ? -1 : poll_timeout_ms(wake_at);
             const int ready = wait(events, 256, timeout);
             if (ready < 0 && errno != EINTR) {
@@ -139,6 +146,7 @@ public:
                 fire_due_timers(now);
             }
             flush_dirty();
+            if (next_release_sweep_ != Clock::time_point{} && now >= next_release_sweep_) release_sweep(now);
             if (now >= next_tick) {
                 next_tick = now + kTick;
                 if (!stop_started) resume_accepting(now);
@@ -423,6 +431,26 @@ private:
         for (const auto& [id, client] : clients_) touched_.push_back(id);
     }
 
+    /// Give back the buffers of the clients quiet since the last sweep (see kReleaseSweep);
+    /// the others stay listed for the next one.
+    void release_sweep(Clock::time_point now) noexcept {
+        std::size_t kept = 0;
+        for (const auto id : holding_) {
+            bool done = true;  // a client gone needs no more visits
+            if (auto it = clients_.find(id); it != clients_.end()) {
+                try {
+                    done = it->second.driver->release_if_quiet();
+                } catch (const std::exception&) {
+                    done = false;  // (a lock that failed) try again next time
+                }
+            }
+            if (!done) holding_[kept++] = id;
+        }
+        holding_.resize(kept);
+        if (holding_.empty() && holding_.capacity() > 4096) std::vector<std::uint64_t>().swap(holding_);
+        next_release_sweep_ = holding_.empty() ? Clock::time_point{} : now + kReleaseSweep;
+    }
+
     /// Re-arm or retire every client an event touched.
     void update_touched() {
         std::vector<std::uint64_t> unwatchable;  // epoll_ctl MOD failed: cut below
@@ -441,6 +469,7 @@ private:
                 continue;
             }
             schedule(id, entry);
+            if (driver.wants_release_visits() && list_for_release(id)) driver.mark_release_listed();
             std::uint32_t interest = 0;
             if (driver.wants_read()) interest |= EPOLLIN;
             if (driver.wants_write()) interest |= EPOLLOUT;
@@ -465,6 +494,16 @@ private:
         update_touched();  // retires them (finished), and re-arms whatever their callbacks touched
     }
 
+    bool list_for_release(std::uint64_t id) noexcept {
+        try {
+            holding_.push_back(id);
+        } catch (const std::bad_alloc&) {
+            return false;  // no memory: this client keeps its buffers until it is touched again
+        }
+        if (next_release_sweep_ == Clock::time_point{}) next_release_sweep_ = Clock::now() + kReleaseSweep;
+        return true;
+    }
+
     ServerCore& server_;
     LoopInbox& inbox_;
     std::vector<LoopInbox*> peers_;  // loop 0 only: every loop's inbox, in hand-out order
@@ -478,6 +517,8 @@ private:
     bool user_paused_ = false;  // out of epoll for pause_accepting()
     bool pause_unconfirmed_ = false;  // pause_accepting() asked, the listener could not be taken out yet
     std::vector<std::uint64_t> touched_;
+    std::vector<std::uint64_t> holding_;  // clients whose buffers may hold memory (release_sweep())
+    Clock::time_point next_release_sweep_{};  // when release_sweep() runs next; zero: nobody to visit
     std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
 };
 
