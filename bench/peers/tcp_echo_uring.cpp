@@ -5,7 +5,7 @@
 // an io_uring back end under websock cannot be either. bench/run.sh drives it as the row
 // `tcp-echo-uring` with the loadgen's --raw, exactly like `tcp-echo`.
 //
-// What it uses (liburing 2.3 as Debian 12 ships it; the kernel must be 6.1 or newer):
+// What it uses (liburing 2.3 as Debian 12 ships it; Linux 6.0 or newer for multishot recv):
 //  - one ring with SINGLE_ISSUER | DEFER_TASKRUN (completions are processed only when we
 //    enter the kernel, never by interrupting us), falling back to COOP_TASKRUN, then to none;
 //  - one multishot accept on the listening socket, one multishot recv per connection;
@@ -37,11 +37,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
-#include <algorithm>
+#include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <vector>
 
 namespace {
@@ -61,11 +61,40 @@ struct Chunk {  // one received buffer: bytes [off, len) are still to be sent ba
     std::uint32_t len, off;
 };
 
+// A FIFO that allocates nothing until it is first used (std::deque allocates at construction:
+// about 1 KiB per idle connection) and reuses its storage.
+class ChunkQueue {
+public:
+    bool empty() const { return head_ == items_.size(); }
+    std::size_t size() const { return items_.size() - head_; }
+    Chunk& front() { return items_[head_]; }
+    void push_back(const Chunk& c) { items_.push_back(c); }
+    void pop_front() {
+        if (++head_ == items_.size()) {
+            clear();
+        } else if (head_ >= 64) {  // one that never drains must not grow the vector forever
+            items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+            head_ = 0;
+        }
+    }
+    void clear() {
+        items_.clear();
+        head_ = 0;
+    }
+    template <class F> void for_each(F f) const {
+        for (std::size_t i = head_; i < items_.size(); ++i) f(items_[i]);
+    }
+
+private:
+    std::vector<Chunk> items_;
+    std::size_t head_ = 0;
+};
+
 struct Conn {
     std::uint32_t gen = 0;
     bool open = false, recv_armed = false, send_in_flight = false, closing = false;
     bool starved = false, paused = false;  // recv ended for lack of buffers / because of kMaxQueued
-    std::deque<Chunk> queue;               // front is the one being sent
+    ChunkQueue queue;                      // front is the one being sent
 };
 
 class UringEcho {
@@ -376,7 +405,7 @@ private:
 
     void finish_close(int fd, Conn& c) {
         if (c.recv_armed || c.send_in_flight) return;
-        for (const Chunk& ch : c.queue) give_back(ch.bid);
+        c.queue.for_each([this](const Chunk& ch) { give_back(ch.bid); });
         c.queue.clear();
         if (fixed_) {
             io_uring_sqe* s = sqe();
