@@ -41,6 +41,7 @@ constexpr int kAcceptsPerEvent = 64;  // then serve the clients already in: a fl
 // in one sweep this often, while there are any: one wake-up for all of them, none for a
 // client with nothing held, and a busy client is only asked, so it keeps its buffers.
 constexpr auto kReleaseSweep = std::chrono::milliseconds(500);
+constexpr std::size_t kKeptTouchedCapacity = 1024;  // ids; more than one batch of events touches
 
 struct LoopClient {
     std::unique_ptr<ClientDriver> driver;
@@ -487,6 +488,9 @@ private:
             }
         }
         touched_.clear();
+        // A batch that touched every client (a mass wake-up, the echo of a burst) leaves room for
+        // all of them; kept, it would pin the heap above it and keep freed memory resident.
+        if (touched_.capacity() > kKeptTouchedCapacity) std::vector<std::uint64_t>().swap(touched_);
         if (unwatchable.empty()) return;
         // Outside the loop above: abort() runs on_connection_close, whose sends touch clients.
         for (const auto id : unwatchable) guarded(id, [](ClientDriver& d) { d.abort(); });
