@@ -1,5 +1,6 @@
 #include "websock/codec/frame.hpp"
 
+#include <bit>
 #include <cstring>
 
 namespace websock::codec {
@@ -8,17 +9,26 @@ std::size_t apply_mask(std::uint8_t* data, std::size_t length, const std::array<
                        std::size_t offset) noexcept {
     offset &= 3;
     std::size_t i = 0;
-    // Align the mask cycle to the start of the data, then work 8 bytes at a time.
-    std::uint8_t rotated[8];
-    for (std::size_t k = 0; k < 8; ++k) rotated[k] = mask[(offset + k) & 3];
-    std::uint64_t word_mask;
-    std::memcpy(&word_mask, rotated, 8);
+    // Align the mask cycle to the start of the data (rotate the key by `offset` bytes in
+    // memory order), then work 8 bytes at a time. This runs once per frame, so the setup is
+    // kept to a few instructions: small frames are the common case.
+    std::uint32_t key;
+    std::memcpy(&key, mask.data(), 4);
+    const unsigned shift = static_cast<unsigned>(offset) * 8;
+    if constexpr (std::endian::native == std::endian::little) {
+        key = std::rotr(key, static_cast<int>(shift));
+    } else {
+        key = std::rotl(key, static_cast<int>(shift));
+    }
+    std::uint64_t word_mask = (std::uint64_t{key} << 32) | key;
     for (; i + 8 <= length; i += 8) {
         std::uint64_t word;
         std::memcpy(&word, data + i, 8);
         word ^= word_mask;
         std::memcpy(data + i, &word, 8);
     }
+    std::uint8_t rotated[8];
+    std::memcpy(rotated, &word_mask, 8);
     for (; i < length; ++i) data[i] ^= rotated[i & 7];
     return (offset + length) & 3;
 }

@@ -128,7 +128,9 @@ void ClientDriver::on_readable() {
     switch (phase_) {
         case Phase::TlsHandshake: step_tls_handshake(); return;
         case Phase::Handshake: read_handshake(); break;
-        case Phase::Open: read_frames(); break;
+        case Phase::Open:
+            if (read_frames()) return;  // it ran after_io() last, and nothing happened since
+            break;
         case Phase::Lingering: {
             for (int reads = 0; reads < kReadsPerEvent; ++reads) {
                 const auto got = io_->read(read_buffer_.data(), read_buffer_.size());
@@ -280,9 +282,9 @@ bool ClientDriver::release_if_quiet() {
 
 // ---- frames ----------------------------------------------------------------------------------------
 
-void ClientDriver::read_frames() {
+bool ClientDriver::read_frames() {
     for (int reads = 0; reads < kReadsPerEvent && phase_ == Phase::Open; ++reads) {
-        if (connection_state().state() == Connection::State::Closed) return;
+        if (connection_state().state() == Connection::State::Closed) return false;
         const auto got = io_->read(read_buffer_.data(), read_buffer_.size());
         if (got.status == IoResult::Status::Ok) {
             last_heard_ = Clock::now();
@@ -293,18 +295,19 @@ void ClientDriver::read_frames() {
             after_io();
             // The write may have failed (the peer reset while we echoed): then the driver
             // is finished and the transport gone, or lingering and done with frames.
-            if (phase_ != Phase::Open) return;
+            if (phase_ != Phase::Open) return true;
             // A short read drained the socket. The event loop hears of more data from epoll
             // with everyone else's; a client thread reads once more, since the peer's next
             // bytes have often arrived by now, and that saves a poll() and a context switch.
-            if (!eager_reread_ && got.bytes < read_buffer_.size() && !io_->has_buffered_input()) return;
+            if (!eager_reread_ && got.bytes < read_buffer_.size() && !io_->has_buffered_input()) return true;
             continue;
         }
-        if (got.status == IoResult::Status::WouldBlock) return;
+        if (got.status == IoResult::Status::WouldBlock) return false;
         peer_gone_ = true;
         end(true);
-        return;
+        return false;
     }
+    return false;
 }
 
 void ClientDriver::feed(std::uint8_t* data, std::size_t size) {
@@ -402,6 +405,9 @@ void ClientDriver::after_io() {
             }
             return;
         case Phase::Open: {
+            // The event loop's mark for sends made on its thread (ClientCore::notify_sent): this
+            // takes the queue and the requests now, so the loop's flush_dirty() can skip us.
+            core_.dirty_marked = false;
             take_requests();
             if (!flush()) {
                 peer_gone_ = true;

@@ -103,7 +103,9 @@ private:
     HandshakeDecision decide(const HttpRequest& request);  // policy, then the user's hook
     void negotiate_extensions(const HttpRequest& request, HttpHeaders& headers);
     void open_websocket(const std::string& key, const HttpRequest& request, const HttpHeaders& headers);
-    void read_frames();
+    /// Read and handle frames; true when the last thing it did was after_io() (so the caller
+    /// need not run it again: two more lock round trips per event).
+    bool read_frames();
     void feed(std::uint8_t* data, std::size_t size);
     void take_requests();
     bool flush();  // false when the socket failed

@@ -41,12 +41,16 @@ constexpr int kAcceptsPerEvent = 64;  // then serve the clients already in: a fl
 // in one sweep this often, while there are any: one wake-up for all of them, none for a
 // client with nothing held, and a busy client is only asked, so it keeps its buffers.
 constexpr auto kReleaseSweep = std::chrono::milliseconds(500);
-constexpr std::size_t kKeptTouchedCapacity = 1024;  // ids; more than one batch of events touches
+constexpr std::size_t kKeptTouchedCapacity = 1024;  // clients; more than one batch of events touches
 
 struct LoopClient {
     std::unique_ptr<ClientDriver> driver;
+    std::uint64_t id = 0;
     std::uint32_t interest = 0;  // what the socket is registered for
     int socket_fd = -1;
+    // Listed in touched_ since the last update_touched(): each client is listed once, so
+    // touched_ can hold pointers (update_touched() erases an entry only after its one visit).
+    bool touched = false;
     Clock::time_point scheduled = Clock::time_point::max();  // its live entry in the timer heap
 };
 
@@ -233,13 +237,27 @@ private:
     template <class Fn>
     void guarded(std::uint64_t id, Fn&& fn) {
         auto it = clients_.find(id);
-        if (it == clients_.end() || it->second.driver->finished()) return;
+        if (it != clients_.end()) guarded(it->second, std::forward<Fn>(fn));
+    }
+
+    /// Run an event on a client (its exceptions end that client only) and list it for
+    /// update_touched(). Entries of clients_ stay put until update_touched() erases them.
+    template <class Fn>
+    void guarded(LoopClient& entry, Fn&& fn) {
+        ClientDriver& driver = *entry.driver;
+        if (driver.finished()) return;
         try {
-            fn(*it->second.driver);
+            fn(driver);
         } catch (const std::exception& e) {
-            it->second.driver->on_exception(e);
+            driver.on_exception(e);
         }
-        touched_.push_back(id);
+        touch(entry);
+    }
+
+    void touch(LoopClient& entry) {
+        if (entry.touched) return;
+        touched_.push_back(&entry);
+        entry.touched = true;
     }
 
     void dispatch(const epoll_event& event) {
@@ -375,6 +393,7 @@ private:
             server_.sessions[id].client = client;  // for clients() and send_all()
         }
         auto& entry = clients_[id];
+        entry.id = id;
         entry.socket_fd = socket_fd;
         entry.driver = std::make_unique<ClientDriver>(server_, std::move(client), std::move(socket), read_buffer_);
         entry.interest = EPOLLIN;
@@ -389,6 +408,9 @@ private:
             std::vector<ClientCore*> batch;
             batch.swap(dirty_);
             for (ClientCore* core : batch) {
+                // Unmarked already: the driver wrote the queue itself since the send (a reply
+                // made while reading is written before the next read); nothing is left to do.
+                if (!core->dirty_marked) continue;
                 core->dirty_marked = false;
                 guarded(core->id, [](ClientDriver& d) { d.on_output_ready(); });
             }
@@ -429,7 +451,7 @@ private:
     }
 
     void touch_all() {
-        for (const auto& [id, client] : clients_) touched_.push_back(id);
+        for (auto& [id, client] : clients_) touch(client);
     }
 
     /// Give back the buffers of the clients quiet since the last sweep (see kReleaseSweep);
@@ -455,10 +477,10 @@ private:
     /// Re-arm or retire every client an event touched.
     void update_touched() {
         std::vector<std::uint64_t> unwatchable;  // epoll_ctl MOD failed: cut below
-        for (const auto id : touched_) {
-            auto it = clients_.find(id);
-            if (it == clients_.end()) continue;
-            LoopClient& entry = it->second;
+        for (LoopClient* touched : touched_) {
+            LoopClient& entry = *touched;
+            entry.touched = false;
+            const std::uint64_t id = entry.id;
             ClientDriver& driver = *entry.driver;
             if (driver.finished()) {  // its socket is closed, and so gone from epoll
                 driver.core().loop_dirty = nullptr;
@@ -466,7 +488,7 @@ private:
                     std::lock_guard lock(server_.mutex);
                     server_.sessions.erase(id);
                 }
-                clients_.erase(it);
+                clients_.erase(id);  // listed once in touched_: no pointer to it is left
                 continue;
             }
             schedule(id, entry);
@@ -490,7 +512,7 @@ private:
         touched_.clear();
         // A batch that touched every client (a mass wake-up, the echo of a burst) leaves room for
         // all of them; kept, it would pin the heap above it and keep freed memory resident.
-        if (touched_.capacity() > kKeptTouchedCapacity) std::vector<std::uint64_t>().swap(touched_);
+        if (touched_.capacity() > kKeptTouchedCapacity) std::vector<LoopClient*>().swap(touched_);
         if (unwatchable.empty()) return;
         // Outside the loop above: abort() runs on_connection_close, whose sends touch clients.
         for (const auto id : unwatchable) guarded(id, [](ClientDriver& d) { d.abort(); });
@@ -520,7 +542,7 @@ private:
     Clock::time_point accept_paused_until_{};  // the listener is out of epoll until then
     bool user_paused_ = false;  // out of epoll for pause_accepting()
     bool pause_unconfirmed_ = false;  // pause_accepting() asked, the listener could not be taken out yet
-    std::vector<std::uint64_t> touched_;
+    std::vector<LoopClient*> touched_;  // each at most once (LoopClient::touched)
     std::vector<std::uint64_t> holding_;  // clients whose buffers may hold memory (release_sweep())
     Clock::time_point next_release_sweep_{};  // when release_sweep() runs next; zero: nobody to visit
     std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
