@@ -72,7 +72,17 @@ void StreamCursor::first_page(const HistoryPage& page, CursorOutput& out) {
     target_ = page.last_offset;
     const Position now{page.epoch, page.last_offset};
     if (!since_) {
-        go_on_from(now, std::nullopt, {}, out);
+        // The position when the subscription was registered: before the first message it saw
+        // live, if the read answered after that one was published (the read may be served
+        // late, e.g. by Redis); what lies between comes from the buffer or from history.
+        Position start = now;
+        if (first_live_ && first_live_->epoch == page.epoch && first_live_->offset > 0 && first_live_->offset - 1 < start.offset)
+            start.offset = first_live_->offset - 1;
+        out.subscribed(start, std::nullopt, {});
+        epoch_ = start.epoch;
+        last_ = start.offset;
+        phase_ = Phase::CatchingUp;
+        catch_up(out);  // target_ is the read's newest offset: history fills what the buffer lacks
         return;
     }
     const Position& since = *since_;
@@ -195,6 +205,7 @@ void StreamCursor::on_live(const MessagePtr& message, CursorOutput& out) {
         case Phase::CatchingUp:
         case Phase::WaitingAck:
         case Phase::WaitingRoom:
+            if (phase_ == Phase::Starting && !first_live_) first_live_ = Position{message->epoch, message->offset};
             buffer_.push_back(message);
             buffer_bytes_ += message->payload_bytes;
             // History still has the oldest ones: a later read fills the gap they leave.

@@ -139,6 +139,10 @@ private:
     bool window_blocked_ = false;  // a history message did not fit the ack window
     bool room_blocked_ = false;    // the client's queue had no room for history
     std::deque<MessagePtr> buffer_;  // live messages while not Live, in bus order
+    // Without `since`: the first live message seen before the first read answered. The
+    // subscription starts before it, so that whatever was published after the subscription
+    // was registered reaches it, however late the read answers.
+    std::optional<Position> first_live_;
     std::size_t buffer_bytes_ = 0;   // their payload bytes
     struct Unacked {
         std::uint64_t offset;

@@ -130,15 +130,32 @@ TEST_CASE("cursor: without since, the position first, then live messages only") 
     CHECK(out.delivered == range(11, 12));
 }
 
-TEST_CASE("cursor: a message the position already covers is not delivered") {
+TEST_CASE("cursor: without since, a message published after the subscription began is delivered, however late the read") {
     Recorder out;
     StreamCursor cursor(std::nullopt, limits());
     cursor.start(out);
     out.take_read();
-    cursor.on_live(msg("E", 10), out);  // published before the read, seen by both
+    cursor.on_live(msg("E", 10), out);  // published after registration, before the read answered
     cursor.on_live(msg("E", 11), out);
-    cursor.on_history(page("E", 10, 1), out);
-    CHECK(out.delivered == range(11, 11));
+    cursor.on_history(page("E", 10, 1), out);  // the read saw 10 already
+    REQUIRE(out.answer);
+    CHECK(out.answer->position == Position{"E", 9});  // where the subscription began
+    CHECK(out.delivered == range(10, 11));
+    CHECK(cursor.phase() == StreamCursor::Phase::Live);
+}
+
+TEST_CASE("cursor: without since, live messages dropped from a full buffer before the read answered come from history") {
+    Recorder out;
+    StreamCursor cursor(std::nullopt, limits(100, 2));  // holds at most two live messages
+    cursor.start(out);
+    out.take_read();
+    for (std::uint64_t offset = 21; offset <= 25; ++offset) cursor.on_live(msg("E", offset), out);  // 21..23 dropped
+    cursor.on_history(page("E", 25, 1), out);
+    REQUIRE(out.answer);
+    CHECK(out.answer->position == Position{"E", 20});
+    CHECK(out.take_read() == std::pair<std::uint64_t, std::size_t>{20, 100});  // 21..23 from history
+    cursor.on_history(page("E", 25, 1, 21, 23), out);
+    CHECK(out.delivered == range(21, 25));
 }
 
 TEST_CASE("cursor: an empty stream takes the epoch of its first message") {
