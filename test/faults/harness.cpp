@@ -19,6 +19,18 @@ std::size_t open_descriptors() {
     return count;
 }
 
+bool any_message_has(const std::vector<std::string>& messages, const std::string& part) {
+    for (const auto& message : messages)
+        if (message.find(part) != std::string::npos) return true;
+    return false;
+}
+
+std::string joined(const std::vector<std::string>& messages) {
+    std::string all;
+    for (const auto& message : messages) all += message + " | ";
+    return all;
+}
+
 ServerUnderTest::ServerUnderTest(const Setup& setup, std::shared_ptr<FaultPlan> plan) {
     const TlsFiles* tls = setup.tls;
     websock::ServerOptions options;

@@ -42,6 +42,11 @@ struct Setup {
 /// Open file descriptors of this process (/proc/self/fd).
 std::size_t open_descriptors();
 
+/// Some message (an on_error report) contains `part`.
+bool any_message_has(const std::vector<std::string>& messages, const std::string& part);
+/// The messages on one line, for a failed check to show.
+std::string joined(const std::vector<std::string>& messages);
+
 class ServerUnderTest {
 public:
     ServerUnderTest(const Setup& setup, std::shared_ptr<FaultPlan> plan);

@@ -29,18 +29,6 @@ std::function<int(Call, std::size_t)> fail_first(Call failing, std::size_t count
     return [=](Call call, std::size_t index) { return call == failing && index < count ? error : 0; };
 }
 
-bool any_message_has(const std::vector<std::string>& messages, const std::string& part) {
-    for (const auto& message : messages)
-        if (message.find(part) != std::string::npos) return true;
-    return false;
-}
-
-std::string joined(const std::vector<std::string>& messages) {
-    std::string all;
-    for (const auto& message : messages) all += message + " | ";
-    return all;
-}
-
 /// Poll `condition` until it holds or `limit` passes.
 template <class Condition>
 bool eventually(Condition condition, std::chrono::milliseconds limit = std::chrono::milliseconds(3000)) {

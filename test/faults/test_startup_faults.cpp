@@ -30,18 +30,6 @@ std::string call_name(Call call) {
     return "?";
 }
 
-bool any_message_has(const std::vector<std::string>& messages, const std::string& part) {
-    for (const auto& message : messages)
-        if (message.find(part) != std::string::npos) return true;
-    return false;
-}
-
-std::string joined(const std::vector<std::string>& messages) {
-    std::string all;
-    for (const auto& message : messages) all += message + " | ";
-    return all;
-}
-
 }  // namespace
 
 TEST_CASE("faults: an event loop that cannot start, on three loops") {
