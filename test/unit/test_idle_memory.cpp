@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "test/unit/test_util.hpp"
+#include "test/unit/socket_test_util.hpp"
 #include "websock/detail/packed_request.hpp"
 #include "websock/server.hpp"
 
@@ -27,31 +27,17 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-milliseconds patience() { return milliseconds(test_util::kSanitized ? 20000 : 5000); }
+using test_util::eventually;
+using test_util::patience;
 
 long heap_in_use() {
     const auto info = ::mallinfo2();
     return static_cast<long>(info.uordblks + info.hblkhd);
 }
 
-/// `check()` true before the deadline (polled; each poll sleeps a little, no fixed wait).
-template <class Check>
-bool eventually(Check check, milliseconds limit) {
-    const auto deadline = Clock::now() + limit;
-    while (!check()) {
-        if (Clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(milliseconds(20));
-    }
-    return true;
-}
-
 int connect_tcp(std::uint16_t port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(port);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    const int fd = test_util::connect_loopback(port);
+    REQUIRE(fd >= 0);
     timeval timeout{static_cast<time_t>(patience().count() / 1000), 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     return fd;

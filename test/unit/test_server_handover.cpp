@@ -23,7 +23,7 @@
 #include <string>
 #include <thread>
 
-#include "test/unit/test_util.hpp"
+#include "test/unit/socket_test_util.hpp"
 #include "websock/server.hpp"
 
 namespace {
@@ -31,7 +31,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-milliseconds patience() { return milliseconds(test_util::kSanitized ? 20000 : 5000); }
+using test_util::patience;
+using test_util::read_until;
 
 struct Socket {
     int fd = -1;
@@ -58,12 +59,8 @@ int listening_tcp_socket(std::uint16_t& port) {
 }
 
 int connect_tcp(std::uint16_t port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(port);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    const int fd = test_util::connect_loopback(port);
+    REQUIRE(fd >= 0);
     return fd;
 }
 
@@ -72,23 +69,6 @@ sockaddr_un unix_address(const std::string& path) {
     address.sun_family = AF_UNIX;
     std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
     return address;
-}
-
-/// Bytes from `fd` until `done(buffer)` says so, the peer closes, or the deadline; the buffer.
-template <class Done>
-std::string read_until(int fd, std::string buffer, Done done, milliseconds limit) {
-    const auto deadline = Clock::now() + limit;
-    while (!done(buffer)) {
-        const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-        if (left <= 0) break;
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-        char chunk[4096];
-        const ssize_t got = ::read(fd, chunk, sizeof chunk);
-        if (got <= 0) break;
-        buffer.append(chunk, static_cast<std::size_t>(got));
-    }
-    return buffer;
 }
 
 void write_all(int fd, std::string_view data) {
@@ -179,15 +159,7 @@ websock::ServerOptions options_for(websock::Engine engine) {
     return options;
 }
 
-template <class Condition>
-bool wait_for(Condition condition, milliseconds limit) {
-    const auto deadline = Clock::now() + limit;
-    while (!condition()) {
-        if (Clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(milliseconds(1));
-    }
-    return true;
-}
+using test_util::eventually;
 
 constexpr websock::Engine kEngines[] = {websock::Engine::ThreadPerClient, websock::Engine::EventLoop};
 const char* engine_name(websock::Engine engine) { return engine == websock::Engine::EventLoop ? "event loop" : "threads"; }
@@ -244,7 +216,7 @@ TEST_CASE("stop(code, reason) cuts a long reason at a character boundary within 
         send_upgrade(client.fd);
         std::string rest;
         REQUIRE(read_head(client.fd, rest, patience()).rfind("HTTP/1.1 101", 0) == 0);
-        REQUIRE(wait_for([&] { return running.server.client_count() == 1; }, patience()));
+        REQUIRE(eventually([&] { return running.server.client_count() == 1; }, patience()));
         std::string reason;
         while (reason.size() < 200) reason += "é";  // two bytes each: 123 would split one
         running.server.stop(websock::CloseCode::ServiceRestart, reason);
@@ -321,7 +293,7 @@ TEST_CASE("pause_accepting holds new connections in the backlog; a successor ado
         REQUIRE(read_head(early.fd, early_rest, patience()).rfind("HTTP/1.1 101", 0) == 0);
 
         old_server.server.pause_accepting();
-        REQUIRE(wait_for([&] { return old_server.server.accepting_paused(); }, patience()));
+        REQUIRE(eventually([&] { return old_server.server.accepting_paused(); }, patience()));
         // A connection attempt now is not refused: the kernel completes it and it waits.
         Socket waiting(connect_tcp(port));
         send_upgrade(waiting.fd);
@@ -382,7 +354,7 @@ TEST_CASE("resume_accepting serves what waited; a pause before serving holds fro
         REQUIRE(read_head(waiting.fd, rest, patience()).rfind("HTTP/1.1 101", 0) == 0);
         // A second pause is acknowledged anew, and a second resume serves again.
         running.server.pause_accepting();
-        REQUIRE(wait_for([&] { return running.server.accepting_paused(); }, patience()));
+        REQUIRE(eventually([&] { return running.server.accepting_paused(); }, patience()));
         running.server.resume_accepting();
         Socket next(connect_tcp(running.server.port()));
         send_upgrade(next.fd);

@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "test/unit/test_util.hpp"
+#include "test/unit/socket_test_util.hpp"
 #include "websock/server.hpp"
 
 namespace {
@@ -30,7 +30,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-milliseconds patience() { return milliseconds(test_util::kSanitized ? 20000 : 5000); }
+using test_util::patience;
 
 /// The stack size of the calling thread, as pthread_getattr_np tells it (0 if it cannot).
 std::size_t own_stack_bytes() {
@@ -50,28 +50,11 @@ std::size_t page_rounded(std::size_t bytes) {
 /// One plain HTTP request on a new connection; the whole answer (until the server closes,
 /// or `patience()`), "" when the connection could not be made.
 std::string http_get(std::uint16_t port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(port);
-    std::string answer;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
-        const std::string request = "GET /stack HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-        REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
-        const auto deadline = Clock::now() + patience();
-        for (;;) {
-            const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-            if (left <= 0) break;
-            pollfd p{fd, POLLIN, 0};
-            if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-            char chunk[4096];
-            const ssize_t got = ::read(fd, chunk, sizeof chunk);
-            if (got <= 0) break;
-            answer.append(chunk, static_cast<std::size_t>(got));
-        }
-    }
+    const int fd = test_util::connect_loopback(port);
+    if (fd < 0) return {};
+    const std::string request = "GET /stack HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+    std::string answer = test_util::read_until(fd, {}, [](const std::string&) { return false; }, patience());
     ::close(fd);
     return answer;
 }
