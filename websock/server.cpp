@@ -467,7 +467,8 @@ bool WebSocketServer::serve_forever() {
 namespace detail {
 
 std::shared_ptr<Client> ServerCore::new_client(int socket) {
-    auto client_core = std::make_unique<ClientCore>();
+    auto client = make_client();  // with its core, in one slab slot
+    ClientCore* client_core = &core(*client);
     client_core->server = this;
     client_core->id = next_id.fetch_add(1);
     client_core->peer = peer_address(socket);
@@ -486,7 +487,7 @@ std::shared_ptr<Client> ServerCore::new_client(int socket) {
         report(nullptr, ErrorKind::Limit, fmt::format("eventfd: {}; connection refused with 503", std::strerror(error)));
         return nullptr;
     }
-    return make_client(std::move(client_core));
+    return client;
 }
 
 ServerCore::AcceptStatus ServerCore::accept_one(Fd& socket) {

@@ -1,8 +1,10 @@
 // What an idle connection of the event-loop engine keeps (issue 12): the upgrade request
-// packed rather than parsed, and no buffer capacity once the connection has been quiet a
-// while. The heap is read with mallinfo2(), so the memory checks are skipped under the
-// sanitizers (their allocators do not report through it). Clients are raw blocking sockets
-// that allocate nothing while the heap is measured.
+// packed rather than parsed, no buffer capacity once the connection has been quiet a while,
+// and what it keeps for life in the slab (detail/slab.hpp) rather than between the heap's
+// short-lived allocations. Memory is the heap's (mallinfo2()) plus the slab's, so the memory
+// checks are skipped under the sanitizers (their allocators do not report through
+// mallinfo2(), and under AddressSanitizer the slab is operator new). Clients are raw
+// blocking sockets that allocate nothing while memory is measured.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
@@ -13,13 +15,16 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "test/unit/socket_test_util.hpp"
 #include "websock/detail/packed_request.hpp"
+#include "websock/detail/slab.hpp"
 #include "websock/server.hpp"
 
 namespace {
@@ -30,9 +35,10 @@ using std::chrono::milliseconds;
 using test_util::eventually;
 using test_util::patience;
 
+/// The heap in use and the slab's slots and mappings handed out.
 long heap_in_use() {
     const auto info = ::mallinfo2();
-    return static_cast<long>(info.uordblks + info.hblkhd);
+    return static_cast<long>(info.uordblks + info.hblkhd + websock::detail::slab_live_bytes());
 }
 
 int connect_tcp(std::uint16_t port) {
@@ -166,6 +172,41 @@ TEST_CASE("a packed request unpacks to the request it was packed from") {
     }
 }
 
+TEST_CASE("slab: slots of every size are aligned, apart, and their chunks go back once empty") {
+    using websock::detail::slab_allocate;
+    using websock::detail::slab_deallocate;
+    const std::size_t mapped_before = websock::detail::slab_mapped_bytes();
+    std::vector<std::pair<void*, std::size_t>> slots;
+    for (std::size_t round = 0; round < 8; ++round)
+        for (std::size_t bytes = 1; bytes <= websock::detail::kSlabMaxBytes + 64; bytes += 37) {
+            void* slot = slab_allocate(bytes);
+            CHECK(reinterpret_cast<std::uintptr_t>(slot) % 16 == 0);
+            std::memset(slot, static_cast<int>(bytes & 0xFF), bytes);  // the whole slot is ours
+            slots.emplace_back(slot, bytes);
+        }
+    // A burst of one size fills many chunks (sessions of one connection each).
+    for (int i = 0; i < 20000; ++i) slots.emplace_back(slab_allocate(368), 368);
+    bool intact = true;
+    for (std::size_t i = 0; i + 20000 < slots.size(); ++i) {
+        const auto* bytes = static_cast<const unsigned char*>(slots[i].first);
+        intact = intact && bytes[0] == (slots[i].second & 0xFF) && bytes[slots[i].second - 1] == (slots[i].second & 0xFF);
+    }
+    CHECK(intact);  // no slot overlapped another
+    for (auto& [slot, bytes] : slots) slab_deallocate(slot, bytes);
+    if (test_util::kSanitized) return;  // AddressSanitizer: the slab is operator new, nothing is mapped
+    // Every chunk but the one kept per size is unmapped (7 MiB were mapped for the burst).
+    const std::size_t classes = websock::detail::kSlabMaxBytes / 16;
+    CHECK(websock::detail::slab_mapped_bytes() <= mapped_before + classes * 64 * 1024);
+
+    // A container of the slab's allocator: nodes in slots, big bucket arrays in own mappings.
+    std::unordered_map<int, int, std::hash<int>, std::equal_to<int>, websock::detail::SlabAllocator<std::pair<const int, int>>> map;
+    for (int i = 0; i < 30000; ++i) map[i] = i;
+    CHECK(map.size() == 30000);
+    CHECK(map.at(29999) == 29999);
+    map.clear();
+    map.rehash(0);
+}
+
 TEST_CASE("event loop: Client::request() answers with the upgrade request, from any thread") {
     EchoServer echo;
     const int fd = connect_tcp(echo.server.port());
@@ -189,6 +230,11 @@ TEST_CASE("event loop: Client::request() answers with the upgrade request, from 
     CHECK(request.header("User-Agent")->size() > 127);
     CHECK(request.peer_address == clients[0]->peer_address());
     CHECK(request.headers.size() == 8);
+    // The client, its core and the control block share one slab slot: shared_from_this() and
+    // weak_ptr still work, and a handle outlives the server.
+    CHECK(clients[0]->shared_from_this() == clients[0]);
+    const std::weak_ptr<websock::Client> weak = clients[0];
+    CHECK(!weak.expired());
     ::close(fd);
 }
 

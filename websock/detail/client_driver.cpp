@@ -80,9 +80,16 @@ void ClientDriver::on_pong(std::string_view payload) {
 // ---- the Connection, made when needed ----
 
 Connection& ClientDriver::connection() {
-    if (!connection_)
-        connection_ = std::make_unique<Connection>(ConnectionOptions{codec::Role::Server, server_.options.max_frame_bytes,
-                                                                     server_.options.max_message_bytes, true});
+    if (!connection_) {
+        void* slot = slab_allocate(sizeof(Connection));
+        try {
+            connection_.reset(::new (slot) Connection(ConnectionOptions{codec::Role::Server, server_.options.max_frame_bytes,
+                                                                        server_.options.max_message_bytes, true}));
+        } catch (...) {
+            slab_deallocate(slot, sizeof(Connection));
+            throw;
+        }
+    }
     return *connection_;
 }
 

@@ -40,6 +40,9 @@ public:
     ~ClientDriver() override;
     ClientDriver(const ClientDriver&) = delete;
     ClientDriver& operator=(const ClientDriver&) = delete;
+    // It lives as long as its connection: in the slab (slab.hpp), away from the handshakes' heap.
+    static void* operator new(std::size_t bytes) { return slab_allocate(bytes); }
+    static void operator delete(void* driver, std::size_t bytes) noexcept { slab_deallocate(driver, bytes); }
 
     // ---- events, from the engine that owns this driver ----
     void on_readable();  ///< the socket is readable (or hung up)
@@ -146,7 +149,15 @@ private:
     // Made on first use, and dropped again while the connection rests (no message or frame in
     // progress, open, no extension: see release_if_quiet()), since a resting Connection is the same
     // as a new one. connection() makes it; connection_state() only asks.
-    std::unique_ptr<Connection> connection_;
+    // In the slab: the Connections a burst makes are dropped together once quiet, and their
+    // chunks go back to the system whole, where the heap would keep their room resident.
+    struct SlabDelete {
+        void operator()(Connection* connection) const noexcept {
+            connection->~Connection();
+            slab_deallocate(connection, sizeof(Connection));
+        }
+    };
+    std::unique_ptr<Connection, SlabDelete> connection_;
     std::string write_buffer_;
     std::size_t write_offset_ = 0;
     Clock::time_point last_heard_{};

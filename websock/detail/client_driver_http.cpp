@@ -233,7 +233,8 @@ void ClientDriver::refuse(int status, std::string_view reason, const HttpHeaders
 }
 
 void ClientDriver::open_websocket(const std::string& key, const HttpRequest& request, const HttpHeaders& headers) {
-    core_.packed_request = pack_request(request);
+    const std::string packed = pack_request(request);
+    core_.packed_request.assign(packed.data(), packed.size());  // exactly its size, in the slab
     core_.request_packed.store(true, std::memory_order_release);
     write_buffer_.append(codec::make_upgrade_response(key, headers));  // before anything on_open sends
     release_written_ = true;  // an idle connection keeps no handshake bytes, nor their room

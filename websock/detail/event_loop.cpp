@@ -443,7 +443,7 @@ private:
     }
 
     void rebuild_timers() {
-        std::vector<Timer> live;
+        TimerList live;
         live.reserve(clients_.size());
         for (const auto& [id, entry] : clients_)
             if (entry.scheduled != Clock::time_point::max()) live.push_back({entry.scheduled, id});
@@ -470,7 +470,7 @@ private:
             if (!done) holding_[kept++] = id;
         }
         holding_.resize(kept);
-        if (holding_.empty() && holding_.capacity() > 4096) std::vector<std::uint64_t>().swap(holding_);
+        if (holding_.empty() && holding_.capacity() > 4096) decltype(holding_)().swap(holding_);
         next_release_sweep_ = holding_.empty() ? Clock::time_point{} : now + kReleaseSweep;
     }
 
@@ -536,16 +536,21 @@ private:
     std::size_t next_peer_ = 0;
     ReadBuffer read_buffer_;  // shared by this loop's clients: no driver keeps bytes in it between events
     Fd epoll_;
-    std::unordered_map<std::uint64_t, LoopClient> clients_;
+    // Entries live as long as their connections: in the slab (slab.hpp).
+    std::unordered_map<std::uint64_t, LoopClient, std::hash<std::uint64_t>, std::equal_to<std::uint64_t>,
+                       SlabAllocator<std::pair<const std::uint64_t, LoopClient>>>
+        clients_;
     std::vector<ClientCore*> dirty_;
     Clock::time_point last_events_{};  // when epoll_wait last returned events (busy_poll)
     Clock::time_point accept_paused_until_{};  // the listener is out of epoll until then
     bool user_paused_ = false;  // out of epoll for pause_accepting()
     bool pause_unconfirmed_ = false;  // pause_accepting() asked, the listener could not be taken out yet
     std::vector<LoopClient*> touched_;  // each at most once (LoopClient::touched)
-    std::vector<std::uint64_t> holding_;  // clients whose buffers may hold memory (release_sweep())
+    // As many as the clients: in the slab's memory, like clients_ (slab.hpp).
+    std::vector<std::uint64_t, SlabAllocator<std::uint64_t>> holding_;  // clients whose buffers may hold memory (release_sweep())
     Clock::time_point next_release_sweep_{};  // when release_sweep() runs next; zero: nobody to visit
-    std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
+    using TimerList = std::vector<Timer, SlabAllocator<Timer>>;  // as many as the clients: see holding_
+    std::priority_queue<Timer, TimerList, std::greater<>> timers_;
 };
 
 }  // namespace

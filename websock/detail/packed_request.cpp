@@ -134,7 +134,7 @@ const HttpRequest& ClientCore::upgrade_request() noexcept {
     try {
         std::call_once(request_unpacked, [this] {
             request = std::make_unique<HttpRequest>(unpack_request(packed_request, peer));
-            std::string().swap(packed_request);  // the unpacked copy answers from now on
+            decltype(packed_request)().swap(packed_request);  // the unpacked copy answers from now on
         });
     } catch (...) {
         return none;  // out of memory: a later call tries again

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "websock/detail/report_limiter.hpp"
+#include "websock/detail/slab.hpp"
 #include "websock/detail/socket.hpp"
 #include "websock/detail/transport.hpp"
 #include "websock/server.hpp"
@@ -76,7 +77,7 @@ struct ClientCore {
     // which matters for idle connections). The driver packs it before the connection opens
     // and sets request_packed; upgrade_request() (Client::request()) unpacks it on its first
     // call, from any thread, and keeps that copy instead.
-    std::string packed_request;
+    std::basic_string<char, std::char_traits<char>, SlabAllocator<char>> packed_request;  // kept for life: in the slab
     std::atomic<bool> request_packed{false};
     std::once_flag request_unpacked;
     std::unique_ptr<HttpRequest> request;  // set once, by upgrade_request()
@@ -117,6 +118,12 @@ struct ClientCore {
     // after each batch of events. Both fields are touched by the loop thread alone.
     std::vector<ClientCore*>* loop_dirty = nullptr;
     bool dirty_marked = false;
+
+    /// Made only inside a client block (ServerCore::make_client), which also holds the Client
+    /// and the shared_ptr's control block in one slab slot: the `delete` in Client's
+    /// destructor runs the destructor only, and the slot goes back with the control block.
+    static void* operator new(std::size_t) = delete;
+    static void operator delete(void*) noexcept {}
 
     /// The upgrade request (Client::request()); empty before the upgrade, or when there is no
     /// memory to unpack it.
@@ -255,7 +262,11 @@ struct ServerCore {
         ClientThread thread;
     };
     mutable std::mutex mutex;
-    std::unordered_map<std::uint64_t, Session> sessions;  // every live client thread (guarded)
+    // Every live client (guarded): its thread in the thread-per-client engine. Entries live
+    // as long as their connections, so they are made in the slab (slab.hpp).
+    std::unordered_map<std::uint64_t, Session, std::hash<std::uint64_t>, std::equal_to<std::uint64_t>,
+                       SlabAllocator<std::pair<const std::uint64_t, Session>>>
+        sessions;
     std::vector<std::uint64_t> finished;                 // threads that ended, to join (guarded)
     std::condition_variable sessions_changed;            // signalled when a thread finishes
     std::condition_variable serve_done;                  // signalled when serve_forever returns
@@ -334,9 +345,9 @@ struct ServerCore {
     }
 
     static ClientCore& core(Client& client) noexcept { return *client.core_; }
-    static std::shared_ptr<Client> make_client(std::unique_ptr<ClientCore> core) {
-        return std::shared_ptr<Client>(new Client(std::move(core)));
-    }
+    /// A new Client with an empty ClientCore, both and the shared_ptr's control block in one
+    /// slab slot (client_block.cpp). Throws std::bad_alloc.
+    static std::shared_ptr<Client> make_client();
 
     /// A Client for an accepted socket, or null when it cannot be made (reported, and the
     /// socket answered with 503).

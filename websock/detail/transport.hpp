@@ -10,6 +10,8 @@
 
 #include <openssl/ssl.h>
 
+#include "websock/detail/slab.hpp"
+
 namespace websock::detail {
 
 struct IoResult {
@@ -21,6 +23,10 @@ struct IoResult {
 class Transport {
 public:
     virtual ~Transport() = default;
+    // A connection's transport lives as long as it: in the slab (slab.hpp), away from the
+    // handshakes' heap.
+    static void* operator new(std::size_t bytes) { return slab_allocate(bytes); }
+    static void operator delete(void* transport, std::size_t bytes) noexcept { slab_deallocate(transport, bytes); }
     /// Step the transport's own handshake (TLS); true once done. False with error() set on
     /// failure, or false with nothing set while it waits for the socket.
     virtual bool handshake() { return true; }
