@@ -248,9 +248,13 @@ bool password_accepted(const websock::HttpRequest& request, std::string_view pas
 
 namespace {
 
-// aiows answers with a JSON string body: "OK", "Not authorized", "Bad request".
+// aiows answers with a JSON string body: "OK", "Not authorized", "Bad request". A message may
+// quote a channel name, which is percent-decoded from the path and need not be UTF-8: bytes that
+// are not become U+FFFD (the strict dump() would throw, and the client get 500).
 websock::HttpResponse json_message(int status, std::string_view message) {
-    return websock::HttpResponse::text(status, nlohmann::json(std::string(message)).dump(), "application/json");
+    return websock::HttpResponse::text(
+        status, nlohmann::json(std::string(message)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+        "application/json");
 }
 
 void respond(const std::shared_ptr<websock::HttpResponder>& responder, websock::HttpResponse response) noexcept {

@@ -48,6 +48,15 @@ describe('payload rules', () => {
         await closeWs(ws);
     });
 
+    test('aiows: a channel whose percent-decoded name is not UTF-8 gets its rule\'s 4xx, not 500', async () => {
+        // The refusal quotes the channel; nlohmann's strict dump() threw on the 0xFF byte.
+        const res = await publish(hub, 'chat.%FF%FE', 'hello', { type: 'text' });
+        assert.equal(res.status, 415, res.body);
+        const text = JSON.parse(res.body);
+        assert.match(text, /payload rule 'types'/);
+        assert.ok(text.includes('chat.\ufffd'), res.body);  // the bytes that are not UTF-8 shown as U+FFFD
+    });
+
     test('aiows: a broadcast with one refused package is refused whole', async () => {
         const ws = await subscribe(hub, 'chat.a');
         const res = await broadcast(hub, { 'chat.a': [{ json: { user: 'u', text: 'ok' } }], raw: [{ bytes: 'toolong' }] });
