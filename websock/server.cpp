@@ -47,7 +47,7 @@ SendResult ClientCore::enqueue(std::string_view frame_bytes) {
                 accepting = false;
                 queue.clear();
                 queued_bytes.store(0, std::memory_order_relaxed);
-                if (!close_request) close_request.emplace(CloseCode::PolicyViolation, "outbound queue full");
+                close_for_full_queue = true;
             }
         } else {
             queue.append(frame_bytes);
@@ -73,8 +73,8 @@ SendResult ClientCore::enqueue(std::string_view frame_bytes) {
 void ClientCore::request_close(CloseCode code, std::string_view reason) {
     {
         std::lock_guard lock(mutex);
-        if (!accepting || close_request) return;
-        close_request.emplace(code, std::string(reason));
+        if (!accepting || close_requested()) return;
+        rare().close_request.emplace(code, std::string(reason));
     }
     wake();
 }
@@ -133,9 +133,10 @@ const std::string& HttpResponder::peer_address() const noexcept { return state_-
 
 bool HttpResponder::respond(HttpResponse response) {
     auto& core = detail::ServerCore::core(*state_->client);
+    auto& rare = core.rare();  // made already: the driver numbered this request in it
     {
         std::lock_guard lock(core.mutex);
-        if (core.http_awaited != state_->request || core.http_answer) return false;
+        if (rare.http_awaited != state_->request || rare.http_answer) return false;
     }
     // Serialise outside the lock; a second respond() racing this one loses below.
     if (state_->head) {
@@ -147,9 +148,9 @@ bool HttpResponder::respond(HttpResponse response) {
     std::string bytes = serialize_response(response, state_->keep_alive && !closes);
     {
         std::lock_guard lock(core.mutex);
-        if (core.http_awaited != state_->request || core.http_answer) return false;
-        core.http_answer = std::move(bytes);
-        core.http_answer_closes = closes;
+        if (rare.http_awaited != state_->request || rare.http_answer) return false;
+        rare.http_answer = std::move(bytes);
+        rare.http_answer_closes = closes;
     }
     core.notify_sent();
     return true;
@@ -157,8 +158,9 @@ bool HttpResponder::respond(HttpResponse response) {
 
 bool HttpResponder::answered() const noexcept {
     auto& core = detail::ServerCore::core(*state_->client);
+    const auto* rare = core.rare_if_made();  // made already: the driver numbered this request in it
     std::lock_guard lock(core.mutex);
-    return core.http_awaited != state_->request || core.http_answer.has_value();
+    return rare == nullptr || rare->http_awaited != state_->request || rare->http_answer.has_value();
 }
 
 // ---- Client -----------------------------------------------------------------------------------
@@ -169,7 +171,11 @@ Client::~Client() = default;
 std::uint64_t Client::id() const noexcept { return core_->id; }
 const std::string& Client::peer_address() const noexcept { return core_->peer; }
 const HttpRequest& Client::request() const noexcept { return core_->upgrade_request(); }
-const std::string& Client::subprotocol() const noexcept { return core_->subprotocol; }
+const std::string& Client::subprotocol() const noexcept {
+    static const std::string none;
+    const auto* rare = core_->rare_if_made();
+    return rare != nullptr ? rare->subprotocol : none;
+}
 std::any& Client::user_data() noexcept { return core_->user_data; }
 bool Client::is_open() const noexcept { return core_->open.load(std::memory_order_acquire); }
 std::size_t Client::queued_bytes() const noexcept {
@@ -179,7 +185,7 @@ std::size_t Client::queued_bytes() const noexcept {
 SendResult Client::send(std::string_view data, MessageType type) {
     auto& core = *core_;
     const auto opcode = type == MessageType::Text ? codec::Opcode::Text : codec::Opcode::Binary;
-    if (core.extension) return send_compressed(data, opcode);
+    if (core.extension() != nullptr) return send_compressed(data, opcode);
     // Encode straight into the queue: no allocation per message once the queue has grown.
     std::uint8_t header[codec::kMaxFrameHeader];
     const std::size_t header_size = codec::encode_frame_header(header, opcode, true, data.size());
@@ -203,6 +209,7 @@ SendResult Client::send(std::string_view data, MessageType type) {
 
 SendResult Client::send_compressed(std::string_view data, codec::Opcode opcode) {
     auto& core = *core_;
+    auto& rare = *core.rare_if_made();  // the extension is in it
     std::string frame;
     bool overflowed_compressed = false;
     {
@@ -210,18 +217,18 @@ SendResult Client::send_compressed(std::string_view data, codec::Opcode opcode) 
         // the order they go on the wire.
         std::lock_guard lock(core.mutex);
         if (!core.accepting) return SendResult::Closed;
-        core.encode_scratch.clear();
-        const bool compressed = core.extension->encode(data, core.encode_scratch);
-        const std::string_view payload = compressed ? std::string_view(core.encode_scratch) : data;
+        rare.encode_scratch.clear();
+        const bool compressed = rare.extension->encode(data, rare.encode_scratch);
+        const std::string_view payload = compressed ? std::string_view(rare.encode_scratch) : data;
         std::uint8_t header[codec::kMaxFrameHeader];
         const std::size_t header_size = codec::encode_frame_header(header, opcode, true, payload.size(), nullptr,
-                                                                   compressed ? core.extension->rsv_bits() : 0);
+                                                                   compressed ? rare.extension->rsv_bits() : 0);
         const std::size_t pending = core.queue.size() + core.writing_bytes.load(std::memory_order_relaxed);
         if (pending + header_size + payload.size() <= core.max_queue_bytes) {
             core.queue.append(reinterpret_cast<const char*>(header), header_size);
             core.queue.append(payload);
             core.queued_bytes.store(core.queue.size(), std::memory_order_relaxed);
-            if (core.encode_scratch.capacity() > (1u << 20)) std::string().swap(core.encode_scratch);
+            if (rare.encode_scratch.capacity() > (1u << 20)) std::string().swap(rare.encode_scratch);
             frame.clear();
         } else if (!compressed) {
             frame.assign(reinterpret_cast<const char*>(header), header_size);
@@ -232,7 +239,7 @@ SendResult Client::send_compressed(std::string_view data, codec::Opcode opcode) 
             core.accepting = false;
             core.queue.clear();
             core.queued_bytes.store(0, std::memory_order_relaxed);
-            if (!core.close_request) core.close_request.emplace(CloseCode::PolicyViolation, "outbound queue full");
+            core.close_for_full_queue = true;
             overflowed_compressed = true;
         }
     }

@@ -218,7 +218,7 @@ void ClientDriver::on_tick(Clock::time_point now) {
                 if (awaiting_http_) {
                     {
                         std::lock_guard lock(core_.mutex);
-                        core_.http_awaited = 0;  // a late respond() now returns false
+                        core_.rare().http_awaited = 0;  // a late respond() now returns false (made: it awaits)
                     }
                     awaiting_http_ = false;
                     server_.report(nullptr, ErrorKind::Timeout,
@@ -334,7 +334,9 @@ void ClientDriver::take_requests() {
     if (server_.stopping.load() && !connection_state().close_sent()) stop_request = server_.stop_close();
     {
         std::lock_guard lock(core_.mutex);
-        request.swap(core_.close_request);
+        if (auto* rare = core_.rare_if_made()) request.swap(rare->close_request);
+        if (!request && std::exchange(core_.close_for_full_queue, false))
+            request.emplace(CloseCode::PolicyViolation, "outbound queue full");
         if (!request && stop_request) request = std::move(stop_request);
         if (request && connection_state().state() == Connection::State::Open) core_.accepting = false;
     }
@@ -452,8 +454,10 @@ void ClientDriver::finish() {
         core_.accepting = false;
         core_.queue.clear();
         core_.queued_bytes.store(0, std::memory_order_relaxed);
-        core_.http_awaited = 0;  // a responder still held somewhere now answers false
-        core_.http_answer.reset();
+        if (auto* rare = core_.rare_if_made()) {
+            rare->http_awaited = 0;  // a responder still held somewhere now answers false
+            rare->http_answer.reset();
+        }
     }
     // Whatever still runs on this stack after finish() (a caller up the chain that was
     // reading when a write failed) finds a transport that is closed, never a dangling one

@@ -86,7 +86,7 @@ void ClientDriver::handle_request(codec::HttpRequestParser& parser) {
     if (!decision.subprotocol.empty()) headers.emplace_back("Sec-WebSocket-Protocol", decision.subprotocol);
     negotiate_extensions(request, headers);
     for (auto& header : decision.headers) headers.push_back(std::move(header));
-    core_.subprotocol = std::move(decision.subprotocol);
+    if (!decision.subprotocol.empty()) core_.rare().subprotocol = std::move(decision.subprotocol);
     open_websocket(check.key, request, headers);
 }
 
@@ -104,7 +104,7 @@ void ClientDriver::negotiate_extensions(const HttpRequest& request, HttpHeaders&
         if (!agreed) return false;
         headers.emplace_back("Sec-WebSocket-Extensions", std::move(agreed->response_element));
         connection().set_extension(std::move(agreed->incoming), nullptr);
-        core_.extension = std::move(agreed->outgoing);
+        core_.rare().extension = std::move(agreed->outgoing);
         return true;
     };
     if (server_.deflate_factory && try_factory(*server_.deflate_factory)) return;  // made by listen()
@@ -144,10 +144,11 @@ void ClientDriver::answer_http(HttpRequest& request, bool keep_alive) {
     const bool head = request.method == "HEAD";
     if (server_.on_http_async) {
         const std::uint64_t number = ++http_requests_;
+        auto& rare = core_.rare();
         {
             std::lock_guard lock(core_.mutex);
-            core_.http_awaited = number;
-            core_.http_answer.reset();
+            rare.http_awaited = number;
+            rare.http_answer.reset();
         }
         awaiting_http_ = true;
         http_keep_alive_ = keep_alive;
@@ -199,11 +200,12 @@ void ClientDriver::take_http_answer() {
     std::optional<std::string> answer;
     bool closes = false;
     {
+        auto* rare = core_.rare_if_made();  // made when the request was handed out
         std::lock_guard lock(core_.mutex);
-        if (!core_.http_answer) return;
-        answer.swap(core_.http_answer);
-        core_.http_awaited = 0;
-        closes = std::exchange(core_.http_answer_closes, false);
+        if (rare == nullptr || !rare->http_answer) return;
+        answer.swap(rare->http_answer);
+        rare->http_awaited = 0;
+        closes = std::exchange(rare->http_answer_closes, false);
     }
     awaiting_http_ = false;
     write_buffer_.append(*answer);

@@ -133,13 +133,13 @@ const HttpRequest& ClientCore::upgrade_request() noexcept {
     if (!request_packed.load(std::memory_order_acquire)) return none;
     try {
         std::call_once(request_unpacked, [this] {
-            request = std::make_unique<HttpRequest>(unpack_request(packed_request, peer));
+            rare().request = std::make_unique<HttpRequest>(unpack_request(packed_request, peer));
             decltype(packed_request)().swap(packed_request);  // the unpacked copy answers from now on
         });
     } catch (...) {
         return none;  // out of memory: a later call tries again
     }
-    return *request;
+    return *rare_if_made()->request;
 }
 
 }  // namespace websock::detail
