@@ -43,15 +43,15 @@ constexpr int kAcceptsPerEvent = 64;  // then serve the clients already in: a fl
 constexpr auto kReleaseSweep = std::chrono::milliseconds(500);
 constexpr std::size_t kKeptTouchedCapacity = 1024;  // clients; more than one batch of events touches
 
+// 32 bytes, as many as the clients: its id is the map's key and the core's.
 struct LoopClient {
     std::unique_ptr<ClientDriver> driver;
-    std::uint64_t id = 0;
     std::uint32_t interest = 0;  // what the socket is registered for
     int socket_fd = -1;
+    Clock::time_point scheduled = Clock::time_point::max();  // its live entry in the timer heap
     // Listed in touched_ since the last update_touched(): each client is listed once, so
     // touched_ can hold pointers (update_touched() erases an entry only after its one visit).
     bool touched = false;
-    Clock::time_point scheduled = Clock::time_point::max();  // its live entry in the timer heap
 };
 
 /// One entry of the timer heap. Entries are never removed early: an entry whose time is not
@@ -393,7 +393,6 @@ private:
             server_.sessions[id].client = client;  // for clients() and send_all()
         }
         auto& entry = clients_[id];
-        entry.id = id;
         entry.socket_fd = socket_fd;
         entry.driver = std::make_unique<ClientDriver>(server_, std::move(client), std::move(socket), read_buffer_);
         entry.interest = EPOLLIN;
@@ -480,8 +479,8 @@ private:
         for (LoopClient* touched : touched_) {
             LoopClient& entry = *touched;
             entry.touched = false;
-            const std::uint64_t id = entry.id;
             ClientDriver& driver = *entry.driver;
+            const std::uint64_t id = driver.core().id;
             if (driver.finished()) {  // its socket is closed, and so gone from epoll
                 driver.core().loop_dirty = nullptr;
                 {
