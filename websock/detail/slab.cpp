@@ -22,6 +22,10 @@
 namespace websock::detail {
 namespace {
 
+std::atomic<std::size_t> mapped_bytes{0};  // chunks and own mappings
+std::atomic<std::size_t> live_bytes{0};    // slots handed out and own mappings
+
+#ifndef WEBSOCK_SLAB_IS_OPERATOR_NEW
 constexpr std::size_t kChunkBytes = 64 * 1024;
 constexpr std::size_t kStep = 16;
 constexpr std::size_t kClasses = kSlabMaxBytes / kStep;
@@ -40,11 +44,6 @@ struct Chunk {
     bool listed = false;
 };
 constexpr std::size_t kHeaderBytes = (sizeof(Chunk) + kStep - 1) / kStep * kStep;
-
-std::atomic<std::size_t> mapped_bytes{0};  // chunks and own mappings
-std::atomic<std::size_t> live_bytes{0};    // slots handed out and own mappings
-
-#ifndef WEBSOCK_SLAB_IS_OPERATOR_NEW
 
 /// A mapping of kChunkBytes aligned to kChunkBytes (a double mapping, trimmed), or null.
 void* map_chunk() noexcept {
