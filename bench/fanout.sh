@@ -9,7 +9,8 @@
 #                 connection; subscribers: ws://.../channel/bench/
 #   websock-send-all  bench_websock_fanout: a WebSocket publisher on /pub, relayed by one
 #                 WebSocketServer::send_all per message (thread per client; -event: one epoll
-#                 loop; -event2: two loops)
+#                 loop; -event2: two loops; -queued: thread per client with direct sends off,
+#                 not in the default list)
 #   websocketpp   bench_websocketpp_fanout: a WebSocket publisher on /pub, relayed to every other client
 #   node-ws       bench/peers/ws_fanout.mjs: the same with ws
 # The publisher keeps at most FANOUT_WINDOW messages not yet delivered to every subscriber.
@@ -43,6 +44,7 @@ server_cmd() {
     case "$1" in
         websock-hub) echo "$BIN_DIR/websock-hub --host 127.0.0.1 --port 0 --pwd bench-password" ;;
         websock-send-all) echo "$BIN_DIR/bench_websock_fanout --host 127.0.0.1 --port 0 --engine threads" ;;
+        websock-send-all-queued) echo "$BIN_DIR/bench_websock_fanout --host 127.0.0.1 --port 0 --engine threads --no-direct-sends" ;;
         websock-send-all-event) echo "$BIN_DIR/bench_websock_fanout --host 127.0.0.1 --port 0 --engine event" ;;
         websock-send-all-event2) echo "$BIN_DIR/bench_websock_fanout --host 127.0.0.1 --port 0 --engine event --event-loops 2" ;;
         websocketpp) echo "$BIN_DIR/bench_websocketpp_fanout --host 127.0.0.1 --port 0" ;;

@@ -95,6 +95,12 @@ struct ServerOptions {
     std::size_t max_outbound_queue_bytes = 64u << 20;  ///< bytes waiting for one slow client;
                                                         ///< above a 16 MiB message plus slack
     QueueFullPolicy queue_full_policy = QueueFullPolicy::Close;  ///< past it: close with 1008, or drop
+    /// ThreadPerClient engine, plain TCP: a send from another thread (send_all, a broadcast)
+    /// to a client whose thread has nothing left to write goes straight to its socket instead
+    /// of waking that thread to write it; what the socket does not take is queued as usual.
+    /// Order per sender, the queue's bound and one writer per socket still hold. Off: every
+    /// such send wakes the client's thread to write it (as before this option).
+    bool direct_sends = true;
 
     // --- clients ---
     std::size_t max_clients = 10000;  ///< open WebSocket clients; more get 503 (one thread each)

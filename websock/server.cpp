@@ -36,23 +36,29 @@ namespace detail {
 
 SendResult ClientCore::enqueue(std::string_view frame_bytes) {
     bool overflowed = false;
+    Transport* direct = nullptr;
     {
         std::lock_guard lock(mutex);
         if (!accepting) return SendResult::Closed;
         const std::size_t pending = queue.size() + writing_bytes.load(std::memory_order_relaxed);
-        if (pending + frame_bytes.size() > max_queue_bytes) {
+        if ((direct = claim_direct_locked(frame_bytes.size())) != nullptr) {
+            // written below, without the lock
+        } else if (pending + frame_bytes.size() > max_queue_bytes) {
             overflowed = true;
             if (policy == QueueFullPolicy::Close) {
                 // Tell the client why it is cut off (1008) rather than let it miss messages.
                 accepting = false;
-                queue.clear();
-                queued_bytes.store(0, std::memory_order_relaxed);
+                drop_queued_locked();
                 close_for_full_queue = true;
             }
         } else {
             queue.append(frame_bytes);
             queued_bytes.store(queue.size(), std::memory_order_relaxed);
         }
+    }
+    if (direct != nullptr) {
+        write_direct(*direct, frame_bytes, {});
+        return SendResult::Queued;
     }
     if (overflowed) {
         const bool closing = policy == QueueFullPolicy::Close;
@@ -68,6 +74,44 @@ SendResult ClientCore::enqueue(std::string_view frame_bytes) {
     }
     notify_sent();
     return SendResult::Queued;
+}
+
+Transport* ClientCore::claim_direct_locked(std::size_t bytes) noexcept {
+    // A send larger than the queue's limit takes the queue's path, so the limit's policy
+    // applies to it as before; so does the client thread's own send (it writes in batches).
+    if (direct_transport == nullptr || !accepting || !queue.empty() || bytes > max_queue_bytes ||
+        std::this_thread::get_id() == owner)
+        return nullptr;
+    std::uint8_t nobody = 0;
+    if (!writer.compare_exchange_strong(nobody, kDirectWriter, std::memory_order_acquire, std::memory_order_relaxed))
+        return nullptr;
+    return direct_transport;
+}
+
+void ClientCore::write_direct(Transport& transport, std::string_view header, std::string_view payload) noexcept {
+    const auto result = transport.write_pair(header.data(), header.size(), payload.data(), payload.size());
+    // Any failure counts as nothing written: the client thread meets a real error on its own
+    // next write, and a short or refused write leaves it the rest, in order.
+    std::size_t written = result.status == IoResult::Status::Ok ? result.bytes : 0;
+    const bool all_written = written == header.size() + payload.size();
+    if (!all_written) {
+        const std::string_view header_rest = written < header.size() ? header.substr(written) : std::string_view{};
+        const std::string_view payload_rest = payload.substr(written < header.size() ? 0 : written - header.size());
+        std::lock_guard lock(mutex);
+        try {
+            // At the front: sends queued while this one wrote came after it. The frame is
+            // partly on the wire, so its rest must follow whatever the limit says.
+            queue.insert(0, payload_rest);
+            queue.insert(0, header_rest);
+            queue_committed = header_rest.size() + payload_rest.size();  // the queue was empty at the claim
+            queued_bytes.store(queue.size(), std::memory_order_relaxed);
+        } catch (const std::exception&) {
+            // Out of memory with half a frame on the wire: nothing valid can follow it.
+            abort.store(true);
+        }
+    }
+    const std::uint8_t before = writer.exchange(0, std::memory_order_acq_rel);
+    if (!all_written || (before & kOwnerWaits) != 0) wake();
 }
 
 void ClientCore::request_close(CloseCode code, std::string_view reason) {
@@ -190,17 +234,24 @@ SendResult Client::send(std::string_view data, MessageType type) {
     std::uint8_t header[codec::kMaxFrameHeader];
     const std::size_t header_size = codec::encode_frame_header(header, opcode, true, data.size());
     bool overflowed = false;
+    detail::Transport* direct = nullptr;
     {
         std::lock_guard lock(core.mutex);
         if (!core.accepting) return SendResult::Closed;
         const std::size_t pending = core.queue.size() + core.writing_bytes.load(std::memory_order_relaxed);
-        if (pending + header_size + data.size() > core.max_queue_bytes) {
+        if ((direct = core.claim_direct_locked(header_size + data.size())) != nullptr) {
+            // written below, without the lock
+        } else if (pending + header_size + data.size() > core.max_queue_bytes) {
             overflowed = true;
         } else {
             core.queue.append(reinterpret_cast<const char*>(header), header_size);
             core.queue.append(data);
             core.queued_bytes.store(core.queue.size(), std::memory_order_relaxed);
         }
+    }
+    if (direct != nullptr) {
+        core.write_direct(*direct, {reinterpret_cast<const char*>(header), header_size}, data);
+        return SendResult::Queued;
     }
     if (overflowed) return core.enqueue(encode_message(data, type));  // the slow path applies the policy
     core.notify_sent();
@@ -237,8 +288,7 @@ SendResult Client::send_compressed(std::string_view data, codec::Opcode opcode) 
             // The encoder has moved on (deflate's window): dropping this frame would corrupt
             // every later message, so a full queue closes, whatever the policy.
             core.accepting = false;
-            core.queue.clear();
-            core.queued_bytes.store(0, std::memory_order_relaxed);
+            core.drop_queued_locked();
             core.close_for_full_queue = true;
             overflowed_compressed = true;
         }

@@ -4,6 +4,7 @@
 // out). No permessage-deflate (the fanout client does not offer it anyway).
 //
 // usage: bench_websock_fanout [--host 127.0.0.1] [--port] PORT [--engine threads|event] [--event-loops N]
+//                             [--no-direct-sends]   (ServerOptions::direct_sends off, for A/B runs)
 // Prints "listening on 127.0.0.1:PORT"; exits cleanly on SIGTERM/SIGINT.
 #include "bench/peers/peer_common.hpp"
 #include "websock/websock.hpp"
@@ -15,7 +16,7 @@ int main(int argc, char** argv) {
     options.deflate.enabled = false;
     options.handle_signals = true;  // SIGINT/SIGTERM: close everyone with 1001 and return
     bool bad_engine = false;
-    const bench_peer::Args args = bench_peer::parse_args(argc, argv, "[--engine threads|event] [--event-loops N]",
+    const bench_peer::Args args = bench_peer::parse_args(argc, argv, "[--engine threads|event] [--event-loops N] [--no-direct-sends]",
                                                          [&](int& i, int n, char** v) {
         const std::string_view a = v[i];
         if (a == "--engine" && i + 1 < n) {
@@ -23,6 +24,10 @@ int main(int argc, char** argv) {
             if (e == "event") options.engine = websock::Engine::EventLoop;
             else if (e == "threads") options.engine = websock::Engine::ThreadPerClient;
             else bad_engine = true;
+            return true;
+        }
+        if (a == "--no-direct-sends") {
+            options.direct_sends = false;
             return true;
         }
         if (a == "--event-loops" && i + 1 < n) {

@@ -13,6 +13,7 @@ const char* to_string(CallKind kind) {
         case CallKind::Read: return "read";
         case CallKind::Write: return "write";
         case CallKind::Shutdown: return "shutdown";
+        case CallKind::DirectWrite: return "direct write";
     }
     return "?";
 }
@@ -41,6 +42,7 @@ std::vector<Failure> failures_for(CallKind kind, bool tls) {
             if (tls) return {Failure::WouldBlock, Failure::ShortWrite, Failure::BrokenPipe, Failure::Reset, Failure::TlsError};
             return {Failure::WouldBlock, Failure::ShortWrite, Failure::BrokenPipe, Failure::Reset};
         case CallKind::Shutdown: return {Failure::Skipped};
+        case CallKind::DirectWrite: return {Failure::WouldBlock, Failure::ShortWrite, Failure::BrokenPipe, Failure::Reset};
     }
     return {};
 }
@@ -112,6 +114,28 @@ public:
         const auto result = inner_->write(data, size);
         error_ = inner_->error();
         return result;
+    }
+
+    bool writes_from_any_thread() const noexcept override { return inner_->writes_from_any_thread(); }
+
+    IoResult write_pair(const void* first, std::size_t first_size, const void* second,
+                        std::size_t second_size) noexcept override {
+        Failure failure{};
+        bool inject = false;
+        try {
+            inject = plan_->next(CallKind::DirectWrite, tls_, failure);
+        } catch (...) {  // the plan's log could not grow: count it as not injected
+        }
+        if (!inject) return inner_->write_pair(first, first_size, second, second_size);
+        if (failure == Failure::ShortWrite && first_size + second_size > 1) {
+            // Half of it, and never the whole header: the rest must follow in order.
+            const std::size_t half = std::max<std::size_t>(1, (first_size + second_size) / 2);
+            if (half <= first_size) return inner_->write_pair(first, half, nullptr, 0);
+            return inner_->write_pair(first, first_size, second, half - first_size);
+        }
+        // Like a real failure of this call, it sets no error(): the connection's thread owns it.
+        if (failure == Failure::WouldBlock || failure == Failure::ShortWrite) return {IoResult::Status::WouldBlock, 0};
+        return {IoResult::Status::Error, 0};
     }
 
     bool wants_write() const noexcept override { return inner_->wants_write(); }

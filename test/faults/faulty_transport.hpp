@@ -14,7 +14,9 @@
 
 namespace faults {
 
-enum class CallKind : std::uint8_t { Handshake, Read, Write, Shutdown };
+/// DirectWrite: a send from another thread written straight to the socket (ClientCore's
+/// direct sends, thread engine, plain TCP); its failures must lose nothing.
+enum class CallKind : std::uint8_t { Handshake, Read, Write, Shutdown, DirectWrite };
 
 enum class Failure : std::uint8_t {
     WouldBlock,  ///< EAGAIN that the socket did not really say (level-triggered engines retry)

@@ -344,6 +344,9 @@ void ClientDriver::take_requests() {
 }
 
 bool ClientDriver::flush() {
+    // Direct sends: one writer per socket. While a sender on another thread writes, leave
+    // the queue and the Connection's frames where they are: its wake() brings us back.
+    if (direct_sends_ && !core_.claim_for_owner()) return true;
     for (;;) {
         if (write_offset_ == write_buffer_.size()) {
             write_buffer_.clear();
@@ -354,6 +357,12 @@ bool ClientDriver::flush() {
         {
             std::lock_guard lock(core_.mutex);
             if (closing) core_.accepting = false;
+            if (direct_sends_) {
+                // Open and not closing: senders may write to the socket once we have written
+                // everything (we hold it until then). Never across the close frame.
+                const bool takes_direct = phase_ == Phase::Open && !closing && io_->writes_from_any_thread();
+                core_.direct_transport = takes_direct ? io_ : nullptr;
+            }
             if (!core_.queue.empty()) {
                 if (write_buffer_.empty()) {
                     write_buffer_.swap(core_.queue);  // both keep their capacity: no allocation
@@ -362,6 +371,7 @@ bool ClientDriver::flush() {
                     write_buffer_.append(core_.queue);
                     core_.queue.clear();
                 }
+                if (core_.queue.empty()) core_.queue_committed = 0;  // ours to write now
                 core_.queued_bytes.store(core_.queue.size(), std::memory_order_relaxed);
             }
             more_queued = !core_.queue.empty();
@@ -393,7 +403,11 @@ bool ClientDriver::flush() {
         }
         // The queue may have filled while the write buffer drained: go round again, or the
         // engine would wait without asking for POLLOUT while frames sit in the queue.
-        if (blocked || !more_queued) return true;
+        if (blocked) return true;
+        if (!more_queued) {
+            if (direct_sends_ && write_offset_ == write_buffer_.size()) core_.release_for_owner();
+            return true;
+        }
     }
 }
 
@@ -452,13 +466,18 @@ void ClientDriver::finish() {
     {
         std::lock_guard lock(core_.mutex);
         core_.accepting = false;
+        core_.direct_transport = nullptr;  // no direct send starts from now on
         core_.queue.clear();
+        core_.queue_committed = 0;
         core_.queued_bytes.store(0, std::memory_order_relaxed);
         if (auto* rare = core_.rare_if_made()) {
             rare->http_awaited = 0;  // a responder still held somewhere now answers false
             rare->http_answer.reset();
         }
     }
+    // One may still be writing: the socket and its transport stay until it is done (one
+    // non-blocking sendmsg), or its bytes could reach a connection that reuses the number.
+    while ((core_.writer.load(std::memory_order_acquire) & ClientCore::kDirectWriter) != 0) std::this_thread::yield();
     // Whatever still runs on this stack after finish() (a caller up the chain that was
     // reading when a write failed) finds a transport that is closed, never a dangling one
     // nor a descriptor number the kernel may already have given to another connection.

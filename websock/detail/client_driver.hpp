@@ -63,6 +63,10 @@ public:
     ClientCore& core() noexcept { return core_; }
     /// Read again after a short read (the thread engine: cheaper than a poll and a switch).
     void set_eager_reread(bool eager) noexcept { eager_reread_ = eager; }
+    /// Let other threads' sends write straight to the socket while this driver has nothing to
+    /// write (ClientCore::write_direct; plain TCP only): the thread engine, whose thread
+    /// would otherwise be woken for each of them.
+    void set_direct_sends(bool direct) noexcept { direct_sends_ = direct; }
 
     // ---- idle memory: buffers and the Connection are given back once the client is quiet ----
     /// Buffers came into use and the engine has not listed this client yet (mark_release_listed()):
@@ -170,6 +174,7 @@ private:
     bool aborted_ = false;
     bool peer_gone_ = false;
     bool eager_reread_ = false;
+    bool direct_sends_ = false;
     bool release_written_ = false;  // give back write_buffer_'s room once it is written (after the 101)
     bool holds_buffers_ = false;    // some buffer may hold capacity
     bool busy_ = false;             // read or wrote since the last release_if_quiet()

@@ -144,6 +144,54 @@ struct ClientCore {
     std::atomic<bool> wake_pending{false};
     std::atomic<bool> open{false};   // between on_connection_open and on_connection_close
     std::atomic<bool> abort{false};  // stop now, without a close handshake (shutdown deadline)
+    std::atomic<std::uint8_t> writer{0};  // who writes to the socket: see "direct sends" below
+
+    // Thread-per-client engine, plain TCP: direct sends. A send from another thread to a
+    // client whose thread has nothing to write goes straight to the socket, so that thread,
+    // asleep in poll() waiting for input, is not woken for it (a wake-up and a context
+    // switch are most of this engine's cost per message). One writer per socket at a time:
+    // the client thread, or one sender, holds `writer`. The client thread holds it while it
+    // has bytes it has not written, so a direct send never overtakes queued bytes; a sender
+    // that finds it held queues as before. docs/design.md, "Direct sends".
+    static constexpr std::uint8_t kDirectWriter = 1;  ///< a sender on another thread writes
+    static constexpr std::uint8_t kOwnerWriter = 2;   ///< the client thread writes, or has bytes left
+    static constexpr std::uint8_t kOwnerWaits = 4;    ///< the client thread wants to write: wake it after
+    // (`writer` itself sits with the flags above, in what would be padding.)
+    // The transport direct sends write to: set (guarded) by the client thread while the
+    // connection is open and takes them; null before, once closing, and before the socket
+    // is closed (the client thread then waits for a direct write still running).
+    Transport* direct_transport = nullptr;
+    // (guarded) Bytes at the front of `queue` that finish a frame a direct send wrote in part:
+    // dropping the queue (a full queue's policy) keeps them, or the peer would read the next
+    // frame as the rest of that one. Zero once the client thread has taken the queue.
+    std::size_t queue_committed = 0;
+    /// Under `mutex`: empty the queue, but for a frame's rest that must still go out.
+    void drop_queued_locked() {
+        queue.resize(queue_committed);
+        queued_bytes.store(queue.size(), std::memory_order_relaxed);
+    }
+
+    /// Under `mutex`, on a thread other than the owner: take the socket for a direct send of
+    /// `bytes` (a whole frame), when direct sends are on, the client accepts sends and
+    /// nothing waits in the queue. The transport to write to, or null: queue instead.
+    Transport* claim_direct_locked(std::size_t bytes) noexcept;
+    /// After claim_direct_locked(), without the lock: write `header` then `payload`; what the
+    /// socket did not take goes to the front of the queue (ahead of sends queued meanwhile)
+    /// and the owner is woken to write it. Releases the claim. Never throws.
+    void write_direct(Transport& transport, std::string_view header, std::string_view payload) noexcept;
+    /// The client thread, before it writes: true once it holds the socket; false (and
+    /// kOwnerWaits set) while a direct send writes, which wakes it when done.
+    bool claim_for_owner() noexcept {
+        std::uint8_t state = writer.load(std::memory_order_acquire);
+        for (;;) {
+            if ((state & kOwnerWriter) != 0) return true;
+            const std::uint8_t wanted = (state & kDirectWriter) != 0 ? (state | kOwnerWaits) : kOwnerWriter;
+            if (writer.compare_exchange_weak(state, wanted, std::memory_order_acq_rel, std::memory_order_acquire))
+                return wanted == kOwnerWriter;
+        }
+    }
+    /// The client thread has written everything it had: senders may write directly again.
+    void release_for_owner() noexcept { writer.store(0, std::memory_order_release); }
 
     // Event-loop engine only: the loop thread owns every client; a send made on it marks
     // the client here instead of writing an eventfd, and the loop flushes marked clients

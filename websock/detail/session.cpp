@@ -187,6 +187,7 @@ void ServerCore::run_session(std::shared_ptr<Client> client, Fd socket) {
         ReadBuffer read_buffer(std::max<std::size_t>(options.read_buffer_bytes, 4096));
         ClientDriver driver(*this, std::move(client), std::move(socket), read_buffer);
         driver.set_eager_reread(true);
+        driver.set_direct_sends(options.direct_sends);
         bool stop_seen = false;
         while (!driver.finished()) {
             try {

@@ -124,6 +124,23 @@ public:
 
     void shutdown_write() noexcept override { ::shutdown(fd_, SHUT_WR); }
 
+    bool writes_from_any_thread() const noexcept override { return true; }
+
+    IoResult write_pair(const void* first, std::size_t first_size, const void* second,
+                        std::size_t second_size) noexcept override {
+        iovec parts[2] = {{const_cast<void*>(first), first_size}, {const_cast<void*>(second), second_size}};
+        msghdr message{};
+        message.msg_iov = parts;
+        message.msg_iovlen = second_size == 0 ? 1 : 2;
+        for (;;) {
+            const ssize_t sent = ::sendmsg(fd_, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (sent >= 0) return {IoResult::Status::Ok, static_cast<std::size_t>(sent)};
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return {IoResult::Status::WouldBlock, 0};
+            return {IoResult::Status::Error, 0};
+        }
+    }
+
 private:
     int fd_;
 };

@@ -38,6 +38,19 @@ public:
     virtual bool has_buffered_input() const noexcept { return false; }
     /// End our direction: TLS close_notify, then TCP FIN.
     virtual void shutdown_write() noexcept = 0;
+
+    // ---- writes from another thread (ClientCore's direct sends) ----
+    /// write_pair() may run on a thread other than the connection's own, while that thread
+    /// does not write (ClientCore's one-writer token): plain TCP. TLS keeps record state
+    /// that only the connection's thread may touch.
+    virtual bool writes_from_any_thread() const noexcept { return false; }
+    /// Write `first` then `second` with one call (a frame header and its payload, without
+    /// joining them). Unlike write(), sets no error(): the connection's thread owns that, and
+    /// meets the socket's error itself on its next call. Only where writes_from_any_thread().
+    virtual IoResult write_pair(const void* /*first*/, std::size_t /*first_size*/, const void* /*second*/,
+                                std::size_t /*second_size*/) noexcept {
+        return {IoResult::Status::Error, 0};
+    }
     const std::string& error() const noexcept { return error_; }
 
 protected:
