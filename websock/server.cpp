@@ -110,7 +110,10 @@ void ClientCore::write_direct(Transport& transport, std::string_view header, std
             abort.store(true);
         }
     }
-    const std::uint8_t before = writer.exchange(0, std::memory_order_acq_rel);
+    // If the client thread asked for the socket meanwhile, it keeps its place: the waiting
+    // mark stays, so no other sender takes the socket before it does (claim_direct_locked
+    // needs the token free), and it is woken to write.
+    const std::uint8_t before = writer.fetch_and(kOwnerWaits, std::memory_order_acq_rel);
     if (!all_written || (before & kOwnerWaits) != 0) wake();
 }
 

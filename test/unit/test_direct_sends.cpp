@@ -437,9 +437,12 @@ TEST_CASE("direct sends: who may claim the socket") {
         CHECK_FALSE(core.claim_for_owner());  // a direct write runs
         CHECK((core.writer.load() & websock::detail::ClientCore::kOwnerWaits) != 0);
         core.write_direct(*transport, "ab", {});
-        CHECK(core.writer.load() == 0);
         CHECK(core.wake_pending.load());
+        // The owner keeps its place: no sender takes the socket before it has written.
+        CHECK(idle.claim(2) == nullptr);
         CHECK(core.claim_for_owner());
+        core.release_for_owner();
+        CHECK(idle.claim(2) != nullptr);
     }
 }
 

@@ -346,7 +346,8 @@ void ClientDriver::take_requests() {
 bool ClientDriver::flush() {
     // Direct sends: one writer per socket. While a sender on another thread writes, leave
     // the queue and the Connection's frames where they are: its wake() brings us back.
-    if (direct_sends_ && !core_.claim_for_owner()) return true;
+    awaiting_writer_ = direct_sends_ && !core_.claim_for_owner();
+    if (awaiting_writer_) return true;
     for (;;) {
         if (write_offset_ == write_buffer_.size()) {
             write_buffer_.clear();
@@ -439,7 +440,8 @@ void ClientDriver::after_io() {
             }
             const auto state = connection_state().state();
             if (state != Connection::State::Open && closing_since_ == Clock::time_point{}) closing_since_ = Clock::now();
-            if (state == Connection::State::Closed && !wants_write()) end(false);
+            // (Not while a direct send holds the socket: our close frame has yet to go out.)
+            if (state == Connection::State::Closed && !wants_write() && !awaiting_writer_) end(false);
             return;
         }
         case Phase::TlsHandshake:

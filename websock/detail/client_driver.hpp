@@ -175,6 +175,7 @@ private:
     bool peer_gone_ = false;
     bool eager_reread_ = false;
     bool direct_sends_ = false;
+    bool awaiting_writer_ = false;  // flush() found a direct send writing; its wake() brings us back
     bool release_written_ = false;  // give back write_buffer_'s room once it is written (after the 101)
     bool holds_buffers_ = false;    // some buffer may hold capacity
     bool busy_ = false;             // read or wrote since the last release_if_quiet()
