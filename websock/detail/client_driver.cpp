@@ -119,7 +119,7 @@ ClientDriver::Clock::time_point ClientDriver::deadline() const noexcept {
     const auto& options = server_.options;
     switch (phase_) {
         case Phase::TlsHandshake: return handshake_deadline_;
-        case Phase::Handshake: return awaiting_http_ ? http_deadline_ : handshake_deadline_;
+        case Phase::Handshake: return awaiting_http_ && http_ ? http_->deadline : handshake_deadline_;
         case Phase::Open:
             if (closing_since_ != Clock::time_point{}) return closing_since_ + options.close_timeout;
             if (ping_outstanding_) return ping_sent_ + options.pong_timeout;
@@ -231,7 +231,7 @@ void ClientDriver::on_tick(Clock::time_point now) {
                 }
                 break;
             }
-            if (close_after_write_ || (handshake_input_.empty() && (!parser_ || !parser_->started()))) {
+            if (close_after_write_ || !http_ || (http_->input.empty() && (!http_->parser || !http_->parser->started()))) {
                 finish();  // an idle keep-alive connection, a silent peer, or a stuck answer
                 return;
             }

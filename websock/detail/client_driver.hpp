@@ -102,7 +102,8 @@ private:
     void step_tls_handshake();
     void read_handshake();
     codec::HttpRequestParser& parser();  // the request parser, made when needed
-    void parse_requests();  // every complete request in handshake_input_
+    void parse_requests();  // every complete request in the HTTP input
+    void take_early_frames();  // once open: feed the frames that followed the upgrade, drop the HTTP state
     void handle_request(codec::HttpRequestParser& parser);
     void answer_http(HttpRequest& request, bool keep_alive);  // a plain request, sync or async
     void take_http_answer();  // an async handler's answer, once it is given
@@ -140,14 +141,23 @@ private:
     bool counted_ = false;  // counted in server_.open_count
 
     // handshake
-    std::unique_ptr<codec::HttpRequestParser> parser_;
-    std::string handshake_input_;  // bytes read, not yet parsed
+    // What only the HTTP side uses, made with the first request's bytes and dropped once the
+    // connection is open: inline, an open connection kept ~50 bytes of it (issue 12).
+    struct HttpState {
+        std::unique_ptr<codec::HttpRequestParser> parser;
+        std::string input;             // bytes read, not yet parsed
+        std::uint64_t requests = 0;    // plain requests handed to on_http_request_async
+        Clock::time_point deadline{};  // the awaited answer's (http_response_timeout)
+    };
+    HttpState& http() {
+        if (!http_) http_ = std::make_unique<HttpState>();
+        return *http_;
+    }
+    std::unique_ptr<HttpState> http_;
     Clock::time_point handshake_deadline_{};
     bool close_after_write_ = false;
-    std::uint64_t http_requests_ = 0;  // plain requests handed to on_http_request_async
-    bool awaiting_http_ = false;       // the last of them has no answer yet
+    bool awaiting_http_ = false;       // the last request handed out has no answer yet
     bool http_keep_alive_ = false;     // ... and will keep the connection open
-    Clock::time_point http_deadline_{};  // ... until then (http_response_timeout)
 
     // websocket
     // Made on first use, and dropped again while the connection rests (no message or frame in

@@ -18,44 +18,45 @@ void ClientDriver::read_handshake() {
             finish();  // the peer left before upgrading
             return;
         }
-        handshake_input_.append(reinterpret_cast<const char*>(read_buffer_.data()), got.bytes);
-        if (awaiting_http_ && handshake_input_.size() > kMaxPendingHttpBytes) {
+        std::string& input = http().input;
+        input.append(reinterpret_cast<const char*>(read_buffer_.data()), got.bytes);
+        if (awaiting_http_ && input.size() > kMaxPendingHttpBytes) {
             // Pipelining without end behind a request that waits for its answer.
             server_.report(nullptr, ErrorKind::Limit, fmt::format("{}: too many pipelined HTTP requests", core_.peer));
             finish();
             return;
         }
         parse_requests();
-        if (phase_ == Phase::Open) {
-            // Frames the client sent right behind its upgrade request.
-            if (!handshake_input_.empty()) {
-                std::string early = std::move(handshake_input_);
-                handshake_input_.clear();
-                feed(reinterpret_cast<std::uint8_t*>(early.data()), early.size());
-            }
-            std::string().swap(handshake_input_);  // an open connection keeps no request bytes
-            return;
-        }
+        if (phase_ == Phase::Open) return take_early_frames();
     }
+}
+
+void ClientDriver::take_early_frames() {
+    // Frames the client sent right behind its upgrade request. The HTTP state goes first:
+    // an open connection keeps no request bytes, nor their room.
+    const auto state = std::move(http_);
+    if (state && !state->input.empty()) feed(reinterpret_cast<std::uint8_t*>(state->input.data()), state->input.size());
 }
 
 codec::HttpRequestParser& ClientDriver::parser() {
     // Made when a request's bytes come, not at accept, so that it is made and freed within
     // one event most often: the next connection's handshake then reuses the same memory.
-    if (!parser_)
-        parser_ = std::make_unique<codec::HttpRequestParser>(codec::HttpRequestParser::Options{
+    HttpState& state = http();
+    if (!state.parser)
+        state.parser = std::make_unique<codec::HttpRequestParser>(codec::HttpRequestParser::Options{
             server_.options.max_handshake_bytes, server_.options.max_http_body_bytes});
-    return *parser_;
+    return *state.parser;
 }
 
 void ClientDriver::parse_requests() {
     // Every complete request in the input, pipelined plain HTTP requests included; a request
     // waiting for an asynchronous answer holds back the ones behind it.
-    while (phase_ == Phase::Handshake && !close_after_write_ && !awaiting_http_ && !handshake_input_.empty()) {
+    while (phase_ == Phase::Handshake && !close_after_write_ && !awaiting_http_ && http_ && !http_->input.empty()) {
         std::size_t consumed = 0;
         codec::HttpRequestParser& parser = this->parser();
-        const auto status = parser.feed(handshake_input_.data(), handshake_input_.size(), consumed);
-        handshake_input_.erase(0, consumed);
+        std::string& input = http_->input;
+        const auto status = parser.feed(input.data(), input.size(), consumed);
+        input.erase(0, consumed);
         if (status == codec::HttpRequestParser::Status::NeedMore) break;
         if (status == codec::HttpRequestParser::Status::Error) {
             refuse(parser.error_status(), parser.error_reason());
@@ -143,7 +144,8 @@ HandshakeDecision ClientDriver::decide(const HttpRequest& request) {
 void ClientDriver::answer_http(HttpRequest& request, bool keep_alive) {
     const bool head = request.method == "HEAD";
     if (server_.on_http_async) {
-        const std::uint64_t number = ++http_requests_;
+        HttpState& state = http();
+        const std::uint64_t number = ++state.requests;
         auto& rare = core_.rare();
         {
             std::lock_guard lock(core_.mutex);
@@ -152,7 +154,7 @@ void ClientDriver::answer_http(HttpRequest& request, bool keep_alive) {
         }
         awaiting_http_ = true;
         http_keep_alive_ = keep_alive;
-        http_deadline_ = Clock::now() + server_.options.http_response_timeout;
+        state.deadline = Clock::now() + server_.options.http_response_timeout;
         auto responder = ClientCore::make_responder(client_, number, keep_alive, head);
         try {
             server_.on_http_async(request, responder);
@@ -211,12 +213,7 @@ void ClientDriver::take_http_answer() {
     write_buffer_.append(*answer);
     next_request(http_keep_alive_ && !closes);
     parse_requests();  // pipelined requests that waited behind this one
-    if (phase_ == Phase::Open && !handshake_input_.empty()) {
-        // One of them was an upgrade, with frames right behind it.
-        std::string early = std::move(handshake_input_);
-        handshake_input_.clear();
-        feed(reinterpret_cast<std::uint8_t*>(early.data()), early.size());
-    }
+    if (phase_ == Phase::Open) take_early_frames();  // one of them was an upgrade, maybe with frames behind it
 }
 
 void ClientDriver::next_request(bool keep_alive) {
@@ -224,7 +221,7 @@ void ClientDriver::next_request(bool keep_alive) {
         close_after_write_ = true;
         return;
     }
-    parser_.reset();  // parser() makes a new one for the next request when its bytes come
+    if (http_) http_->parser.reset();  // parser() makes a new one for the next request when its bytes come
     handshake_deadline_ = Clock::now() + server_.options.handshake_timeout;
 }
 
@@ -240,7 +237,7 @@ void ClientDriver::open_websocket(const std::string& key, const HttpRequest& req
     core_.request_packed.store(true, std::memory_order_release);
     write_buffer_.append(codec::make_upgrade_response(key, headers));  // before anything on_open sends
     release_written_ = true;  // an idle connection keeps no handshake bytes, nor their room
-    parser_.reset();
+    if (http_) http_->parser.reset();  // the rest goes with take_early_frames()
     phase_ = Phase::Open;
     last_heard_ = Clock::now();
     opened_ = true;
