@@ -4,10 +4,16 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 
 import { startServer, rawHttp, waitFor, withTimeout, ms, HOST, RawClient } from './helpers.mjs';
 
+const sanitized = (process.env.WEBSOCK_BUILD || 'release') !== 'release';
 const engineEnv = { WEBSOCK_ENGINE: process.env.WEBSOCK_ENGINE || 'threads' };
+
+function rssKiB(pid) {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+}
 
 function get(target, extra = '') {
     return `GET ${target} HTTP/1.1\r\nHost: ${HOST}\r\n${extra}\r\n`;
@@ -74,6 +80,52 @@ describe('async HTTP handler', () => {
         const responses = await done;
         socket.destroy();
         assert.deepEqual(responses.map((r) => r.body.replace(/:\d+$/, '')), ['later:GET', 'now:127.0.0.1', 'later:GET']);
+    });
+
+    it('answers 20,000 pipelined requests on one connection without going deeper per request', async () => {
+        // Each request answered inside the handler used to resume the parsing of the ones
+        // behind it one call deeper: a single client's burst overflowed a client thread's
+        // 256 KiB stack (SIGSEGV, every client gone).
+        const count = 20000;
+        const socket = net.connect({ host: HOST, port: server.port });
+        await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+        const done = readResponses(socket, count, ms(20000));
+        socket.write(get('/now').repeat(count));
+        const responses = await done;
+        socket.destroy();
+        assert.equal(responses.length, count);
+        assert.ok(responses.every((r) => r.status === 200 && r.body.startsWith('now:')));
+        assert.equal((await rawHttp(server.port, get('/now'))).status, 200);
+    });
+
+    it('a client that pipelines and does not read gets no more than ~1 MiB of answers held for it; all come, in order, once it reads', async () => {
+        // 400 requests of 40-odd bytes ask for 26 MB of answers. The server stops parsing
+        // while 1 MiB of answers waits to be written, and goes on as the client reads.
+        const count = 400;
+        const size = 65536;
+        const socket = net.connect({ host: HOST, port: server.port });
+        await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+        socket.pause();
+        const before = rssKiB(server.child.pid);
+        let requests = '';
+        for (let i = 0; i < count; i++) requests += get(`/big?bytes=${size}&n=${i}`);
+        socket.write(requests);
+        // While the client reads nothing, watch the server's memory for 2 s: it must not
+        // grow by the answers it could not write (measured: ~4 MB with the limit, the socket
+        // buffers' share included; ~16 MB without it).
+        let grown = 0;
+        const overgrown = await waitFor(() => (grown = rssKiB(server.child.pid) - before) > 10 * 1024, {
+            timeout: ms(2000),
+            what: 'the RSS to grow by 10 MiB',
+        }).then(() => true, () => false);
+        // (Release only: the sanitizers' allocators keep freed memory in quarantine.)
+        if (!sanitized) assert.ok(!overgrown, `the server's RSS grew by ${grown} KiB while the client read nothing`);
+        const done = readResponses(socket, count, ms(20000));
+        socket.resume();
+        const responses = await done;
+        socket.destroy();
+        assert.ok(responses.every((r) => r.status === 200 && r.body.length === size));
+        assert.equal((await rawHttp(server.port, get('/now'))).status, 200);
     });
 
     it('a handler that never answers gets the server 503 after http_response_timeout; the server goes on', async () => {

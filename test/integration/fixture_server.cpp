@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
         });
     }
 
-    // --async-http yes: /now answers inside the handler, /later?ms=N from another thread after
+    // --async-http yes: /now answers inside the handler (/big?bytes=N too, with N bytes), /later?ms=N from another thread after
     // N ms, /never not at all (http_response_timeout answers), /throw throws, /watch keeps its
     // responder and /watched tells whether the kept one is answered (its client gone).
     std::shared_ptr<websock::HttpResponder> watched;  // guarded by workers_mutex
@@ -152,6 +152,9 @@ int main(int argc, char** argv) {
         server.on_http_request_async([&](const websock::HttpRequest& request, std::shared_ptr<websock::HttpResponder> responder) {
             if (request.path == "/now") {
                 responder->respond(websock::HttpResponse::text(200, "now:" + request.peer_address));
+            } else if (request.path == "/big") {
+                const auto bytes = std::min<std::size_t>(parse_number(request.query_param("bytes").value_or("65536")), 1u << 20);
+                responder->respond(websock::HttpResponse::text(200, std::string(bytes, 'b')));
             } else if (request.path == "/later") {
                 const auto delay = std::chrono::milliseconds(parse_number(request.query_param("ms").value_or("10")));
                 std::lock_guard lock(workers_mutex);

@@ -421,6 +421,20 @@ void ClientDriver::after_io() {
                 finish();
                 return;
             }
+            // Requests held back while answers piled up, now that those are written. Each
+            // round wrote bytes (or it would still be held back), so this ends.
+            while (parse_held_back_ && write_buffer_.size() - write_offset_ < kMaxPendingHttpBytes) {
+                parse_requests();
+                if (phase_ == Phase::Open) {
+                    take_early_frames();
+                    return after_io();
+                }
+                if (phase_ != Phase::Handshake) return;
+                if (!flush()) {
+                    finish();
+                    return;
+                }
+            }
             if (close_after_write_ && !wants_write()) {
                 // Half-close and linger, so the answer is not lost to a reset.
                 io_->shutdown_write();

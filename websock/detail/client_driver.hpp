@@ -106,7 +106,9 @@ private:
     void take_early_frames();  // once open: feed the frames that followed the upgrade, drop the HTTP state
     void handle_request(codec::HttpRequestParser& parser);
     void answer_http(HttpRequest& request, bool keep_alive);  // a plain request, sync or async
-    void take_http_answer();  // an async handler's answer, once it is given
+    /// An async handler's answer, once it is given; then, with `resume_parsing`, the
+    /// pipelined requests behind it.
+    void take_http_answer(bool resume_parsing = true);
     void next_request(bool keep_alive);  // after an answer: read the next request, or close
     HandshakeDecision decide(const HttpRequest& request);  // policy, then the user's hook
     void negotiate_extensions(const HttpRequest& request, HttpHeaders& headers);
@@ -185,6 +187,7 @@ private:
     bool peer_gone_ = false;
     bool eager_reread_ = false;
     bool direct_sends_ = false;
+    bool parse_held_back_ = false;  // parse_requests() stopped with answers piled up; go on once written
     bool awaiting_writer_ = false;  // flush() found a direct send writing; its wake() brings us back
     bool release_written_ = false;  // give back write_buffer_'s room once it is written (after the 101)
     bool holds_buffers_ = false;    // some buffer may hold capacity

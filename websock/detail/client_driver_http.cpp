@@ -51,7 +51,15 @@ codec::HttpRequestParser& ClientDriver::parser() {
 void ClientDriver::parse_requests() {
     // Every complete request in the input, pipelined plain HTTP requests included; a request
     // waiting for an asynchronous answer holds back the ones behind it.
+    parse_held_back_ = false;
     while (phase_ == Phase::Handshake && !close_after_write_ && !awaiting_http_ && http_ && !http_->input.empty()) {
+        if (write_buffer_.size() - write_offset_ >= kMaxPendingHttpBytes) {
+            // The client reads its answers slower than it pipelines requests: the rest waits
+            // until these are written (after_io() goes on then), so that a few KiB of small
+            // requests cannot pile up answers without bound.
+            parse_held_back_ = true;
+            break;
+        }
         std::size_t consumed = 0;
         codec::HttpRequestParser& parser = this->parser();
         std::string& input = http_->input;
@@ -165,7 +173,10 @@ void ClientDriver::answer_http(HttpRequest& request, bool keep_alive) {
             server_.report(nullptr, ErrorKind::Callback, "on_http_request_async threw a non-standard exception");
             responder->respond(HttpResponse::text(500, "internal server error\n"));
         }
-        take_http_answer();  // answered at once, most often
+        // Answered at once, most often. parse_requests(), our caller, goes on with the
+        // requests behind this one: resuming them from here would go one call deeper per
+        // pipelined request, and a burst of them overflowed a client thread's stack.
+        take_http_answer(/*resume_parsing=*/false);
         return;
     }
     HttpResponse response;
@@ -197,7 +208,7 @@ void ClientDriver::answer_http(HttpRequest& request, bool keep_alive) {
     next_request(keep_alive);
 }
 
-void ClientDriver::take_http_answer() {
+void ClientDriver::take_http_answer(bool resume_parsing) {
     if (!awaiting_http_) return;
     std::optional<std::string> answer;
     bool closes = false;
@@ -212,6 +223,7 @@ void ClientDriver::take_http_answer() {
     awaiting_http_ = false;
     write_buffer_.append(*answer);
     next_request(http_keep_alive_ && !closes);
+    if (!resume_parsing) return;
     parse_requests();  // pipelined requests that waited behind this one
     if (phase_ == Phase::Open) take_early_frames();  // one of them was an upgrade, maybe with frames behind it
 }
