@@ -37,6 +37,7 @@
 #include "hub/restart_channel.hpp"
 #include "hub/streams/flags.hpp"
 #include "hub/streams/module.hpp"
+#include "websock/malloc_tuning.hpp"
 
 namespace {
 
@@ -310,6 +311,11 @@ int main(int argc, char** argv) {
             options.port = inherited.port;
         }
     }
+
+    // Freed big message buffers go back to the system (glibc's dynamic mmap threshold off):
+    // memory returns to the baseline after big publishers and slow subscribers leave
+    // (websock/malloc_tuning.hpp). Before any thread starts.
+    websock::return_freed_memory_promptly();
 
     // SIGINT/SIGTERM are taken by one thread that waits for them, so that stop() runs as
     // ordinary code (modules answer pending requests, then the server closes clients). Block

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include <websock/websock.hpp>
+#include <websock/malloc_tuning.hpp>
 
 #include "chat_room.hpp"
 
@@ -54,6 +55,9 @@ std::map<std::string, StaticFile> load_page(const std::filesystem::path& root) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Freed big message buffers go back to the system (glibc's dynamic mmap threshold off):
+    // memory returns to the baseline after big-message clients leave (websock/malloc_tuning.hpp).
+    websock::return_freed_memory_promptly();
     websock::ServerOptions options;
     options.port = 8467;
     options.handle_signals = true;             // SIGTERM (docker stop): close everyone with 1001

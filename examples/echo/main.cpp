@@ -13,8 +13,12 @@
 #include <fmt/format.h>
 
 #include <websock/websock.hpp>
+#include <websock/malloc_tuning.hpp>
 
 int main(int argc, char** argv) {
+    // Freed big message buffers go back to the system (glibc's dynamic mmap threshold off):
+    // memory returns to the baseline after big-message clients leave (websock/malloc_tuning.hpp).
+    websock::return_freed_memory_promptly();
     websock::ServerOptions options;
     options.port = 9001;
     options.handle_signals = true;  // SIGINT/SIGTERM: close everyone with 1001 and exit 0
