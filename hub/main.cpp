@@ -336,6 +336,9 @@ int main(int argc, char** argv) {
         setrlimit(RLIMIT_NOFILE, &files);
     }
 
+    // Heap pages freed in the middle of the heap (below the mmap threshold) go back too: a
+    // thread that trims after memory was freed (websock/malloc_tuning.hpp).
+    websock::FreedMemoryTrimmer trimmer;
     hub::Hub hub{options};
     hub::AiowsOptions aiows;
     aiows.url_prefix = options.url_prefix;

@@ -1,24 +1,35 @@
-// An explicit, opt-in allocator setting for server programs: freed big message buffers go
-// back to the operating system at once, so that a process's memory returns to its baseline
-// after clients with big messages (or abusers) have left. websock-echo, websock-chat and
-// websock-hub call it first thing in main(); the library itself never does, because malloc's
-// policy belongs to the whole process and the program that owns it (docs/design.md, "Memory
-// after big messages").
+// Opt-in, header-only allocator settings for server programs, so that a process's memory
+// returns near its baseline after clients with big messages (or abusers) have left.
+// websock-echo, websock-chat and websock-hub use both; the library itself never does, because
+// malloc's policy belongs to the whole process and the program that owns it (docs/design.md,
+// "Memory after abusers leave").
 //
-// Why: glibc's malloc serves requests of 128 KiB and more with mmap and unmaps them on free,
-// but each such free raises that threshold to the freed size (up to 32 MiB). From then on big
-// buffers come from the heap and the per-thread arenas, and what they leave there is kept:
-// websock-echo stayed at 44-92 MB (178 MB with TLS) after a red-team run, against 7.5 MB
-// before, though only ~215 KB was in use. A fixed threshold turns the dynamic one off.
-// Measured cost: none seen on 64 KiB echoes (they stay in the heap), and within noise on
-// 1 MiB echoes (docs/benchmarks.md, "Memory after big messages").
+// return_freed_memory_promptly(): glibc's malloc serves requests of 128 KiB and more with
+// mmap and unmaps them on free, but each such free raises that threshold to the freed size
+// (up to 32 MiB). From then on big buffers come from the heap and the per-thread arenas, and
+// what they leave there is kept: websock-echo stayed at 44-92 MB (178 MB with TLS) after a
+// red-team run, against 7.5 MB before, with ~215 KB in use. A fixed threshold turns the
+// dynamic one off. Cost: none measured on 64 KiB echoes (they stay in the heap), within noise
+// on 1 MiB ones (docs/benchmarks.md, "Memory after abusers leave").
+//
+// FreedMemoryTrimmer: what stays below the threshold (thousands of TLS connections' buffers,
+// say) is freed in the middle of the heap, where free() cannot give it back; malloc_trim(0)
+// can (it discards the free pages of every arena). A thread of its own looks every 2 s and
+// trims when the free bytes grew by 1 MiB since it last looked low, so an idle process or
+// a steady one costs one mallinfo2() walk of the free lists per period and no trim.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
 #include <cstddef>
 #include <cstdlib>
+#include <mutex>
+#include <thread>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
+#include <pthread.h>
 #endif
 
 namespace websock {
@@ -38,5 +49,70 @@ inline bool return_freed_memory_promptly(std::size_t mmap_threshold = 128 * 1024
     return false;
 #endif
 }
+
+/// A thread that gives freed heap pages back to the system after memory was freed (see the
+/// top of this file). Start it after any signal mask the program sets up: its own thread
+/// blocks every signal either way. Does nothing where glibc's malloc_trim/mallinfo2 are absent.
+class FreedMemoryTrimmer {
+public:
+    explicit FreedMemoryTrimmer(std::chrono::milliseconds period = std::chrono::seconds(2),
+                                std::size_t grown_bytes = 1u << 20)
+        : period_(period), grown_bytes_(grown_bytes) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+        // Signals go to the program's own threads, never to this one.
+        sigset_t all, previous;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &previous);
+        thread_ = std::thread([this] { run(); });
+        pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+#endif
+    }
+    ~FreedMemoryTrimmer() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_one();
+        if (thread_.joinable()) thread_.join();
+    }
+    FreedMemoryTrimmer(const FreedMemoryTrimmer&) = delete;
+    FreedMemoryTrimmer& operator=(const FreedMemoryTrimmer&) = delete;
+
+    /// How many times malloc_trim ran (tests, diagnostics).
+    std::size_t trims() const {
+        std::lock_guard lock(mutex_);
+        return trims_;
+    }
+
+private:
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    void run() {
+        // fordblks: free bytes in every arena (the top chunks included). Its lowest value
+        // since the last trim is what the program has reused; growth past it was freed since.
+        std::size_t lowest = mallinfo2().fordblks;
+        std::unique_lock lock(mutex_);
+        while (!wake_.wait_for(lock, period_, [this] { return stopping_; })) {
+            lock.unlock();
+            const std::size_t free_now = mallinfo2().fordblks;
+            if (free_now < lowest) lowest = free_now;
+            const bool trim = free_now - lowest >= grown_bytes_;
+            if (trim) {
+                malloc_trim(0);
+                lowest = free_now;
+            }
+            lock.lock();
+            if (trim) ++trims_;
+        }
+    }
+#endif
+
+    const std::chrono::milliseconds period_;
+    const std::size_t grown_bytes_;
+    mutable std::mutex mutex_;
+    std::condition_variable wake_;
+    bool stopping_ = false;
+    std::size_t trims_ = 0;
+    std::thread thread_;
+};
 
 }  // namespace websock

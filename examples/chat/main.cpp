@@ -86,6 +86,9 @@ int main(int argc, char** argv) {
         return 1;
     }
 
+    // Heap pages freed in the middle of the heap (below the mmap threshold) go back too: a
+    // thread that trims after memory was freed (websock/malloc_tuning.hpp).
+    websock::FreedMemoryTrimmer trimmer;
     websock::WebSocketServer server{options};
     // The room knows members by id; this map turns an id back into a connection.
     std::mutex connections_mutex;

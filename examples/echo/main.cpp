@@ -76,6 +76,9 @@ int main(int argc, char** argv) {
         }
     }
 
+    // Heap pages freed in the middle of the heap (below the mmap threshold) go back too: a
+    // thread that trims after memory was freed (websock/malloc_tuning.hpp).
+    websock::FreedMemoryTrimmer trimmer;
     websock::WebSocketServer server{options};
     server.on_data_receive([](websock::Client& client, std::string_view data, websock::MessageType type) {
         client.send(data, type);
