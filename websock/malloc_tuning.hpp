@@ -5,12 +5,15 @@
 // "Memory after abusers leave").
 //
 // return_freed_memory_promptly(): glibc's malloc serves requests of 128 KiB and more with
-// mmap and unmaps them on free, but each such free raises that threshold to the freed size
-// (up to 32 MiB). From then on big buffers come from the heap and the per-thread arenas, and
-// what they leave there is kept: websock-echo stayed at 44-92 MB (178 MB with TLS) after a
-// red-team run, against 7.5 MB before, with ~215 KB in use. A fixed threshold turns the
-// dynamic one off. Cost: none measured on 64 KiB echoes (they stay in the heap), within noise
-// on 1 MiB ones (docs/benchmarks.md, "Memory after abusers leave").
+// mmap, but each free of such a block raises that threshold to the freed size (up to 32 MiB)
+// and the heap's trim threshold to twice that (up to 64 MiB): the top of the heap and of
+// every per-thread arena may then keep that much free for good. websock-echo stayed at 44-92
+// MB (178 MB with TLS) after a red-team run, against 7.5 MB before, with ~215 KB in use.
+// Setting the mmap threshold turns the dynamic adjustment off and leaves the trim threshold
+// at 128 KiB, so the tops shrink as they free. The default, 32 MiB, keeps messages up to the
+// 16 MiB limit in the heap: a 128 KiB threshold (an mmap and page faults for every big
+// buffer) made 1 MiB echoes 2.3x slower on the event loop (docs/benchmarks.md, "Memory after
+// abusers leave"). What is freed in the middle of a heap is the trimmer's.
 //
 // FreedMemoryTrimmer: what stays below the threshold (thousands of TLS connections' buffers,
 // say) is freed in the middle of the heap, where free() cannot give it back; malloc_trim(0)
@@ -34,12 +37,15 @@
 
 namespace websock {
 
-/// Buffers of `mmap_threshold` bytes and more get their own mapping, returned to the system
-/// when freed (glibc's M_MMAP_THRESHOLD, fixed: its dynamic raising is off). Call it once,
+/// Fix glibc's M_MMAP_THRESHOLD (buffers of this many bytes and more get their own mapping,
+/// unmapped on free), which turns off its dynamic raising of that and of M_TRIM_THRESHOLD
+/// (heap tops past 128 KiB free are given back). Call it once,
 /// before the server starts threads. True when set; false where the C library has no such
 /// setting (not glibc; or a sanitizer's allocator, which ignores it) or it was refused.
 /// The environment variable MALLOC_MMAP_THRESHOLD_, when set, wins: the call is skipped.
-inline bool return_freed_memory_promptly(std::size_t mmap_threshold = 128 * 1024) {
+/// (MALLOC_TRIM_THRESHOLD_ is left alone too: a larger one keeps more at each arena's top,
+/// for speed with big messages on threads; see docs/benchmarks.md.)
+inline bool return_freed_memory_promptly(std::size_t mmap_threshold = 32u << 20) {
 #if defined(__GLIBC__)
     // Let an operator's own tuning stand.
     if (const char* own = std::getenv("MALLOC_MMAP_THRESHOLD_"); own != nullptr && *own != '\0') return false;
