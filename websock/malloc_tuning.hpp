@@ -15,9 +15,9 @@
 // buffer) made 1 MiB echoes 2.3x slower on the event loop (docs/benchmarks.md, "Memory after
 // abusers leave"). What is freed in the middle of a heap is the trimmer's.
 //
-// FreedMemoryTrimmer: what stays below the threshold (thousands of TLS connections' buffers,
-// say) is freed in the middle of the heap, where free() cannot give it back; malloc_trim(0)
-// can (it discards the free pages of every arena). A thread of its own looks every 2 s and
+// FreedMemoryTrimmer: what is freed in the middle of a heap (thousands of TLS connections'
+// buffers, a 64 MiB outbound queue of 1 MiB messages) free() cannot give back; malloc_trim(0)
+// can (it discards the free pages inside every arena; not a per-thread arena's top). A thread of its own looks every 2 s and
 // trims when the free bytes grew by 1 MiB since it last looked low, so an idle process or
 // a steady one costs one mallinfo2() walk of the free lists per period and no trim.
 #pragma once
