@@ -61,6 +61,7 @@ inline bool return_freed_memory_promptly(std::size_t mmap_threshold = 32u << 20)
 /// blocks every signal either way. Does nothing where glibc's malloc_trim/mallinfo2 are absent.
 class FreedMemoryTrimmer {
 public:
+    /// Starts the thread: every `period` it trims when the free bytes grew by `grown_bytes`.
     explicit FreedMemoryTrimmer(std::chrono::milliseconds period = std::chrono::seconds(2),
                                 std::size_t grown_bytes = 1u << 20)
         : period_(period), grown_bytes_(grown_bytes) {
@@ -73,6 +74,7 @@ public:
         pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 #endif
     }
+    /// Stops the thread and waits for it (at most one trim's time).
     ~FreedMemoryTrimmer() {
         {
             std::lock_guard lock(mutex_);
