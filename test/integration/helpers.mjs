@@ -11,8 +11,10 @@
 // This file: server processes, `ws` clients and small data helpers. It re-exports the rest of
 // the harness, so every test imports from here alone: harness_basics.mjs (binaries, loopback,
 // deadlines), frames.mjs (frames by hand), raw_client.mjs (RawClient, raw HTTP).
-import { spawn } from 'node:child_process';
-import { readFileSync, existsSync } from 'node:fs';
+import { spawn, execFileSync } from 'node:child_process';
+import { readFileSync, existsSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import assert from 'node:assert/strict';
 
 import WebSocket from 'ws';
@@ -23,6 +25,25 @@ export { WebSocket };
 export * from './harness_basics.mjs';
 export * from './frames.mjs';
 export * from './raw_client.mjs';
+
+// ---------------------------------------------------------------------------------------
+// TLS
+
+/**
+ * A self-signed certificate for localhost and 127.0.0.1 (Debian's openssl) in a new
+ * temporary directory: { dir, cert, key, ca } (the paths, and the certificate's bytes for a
+ * client's `ca`). The caller removes `dir`.
+ */
+export function selfSignedCertificate(prefix = 'websock-tls-') {
+    const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+    const cert = path.join(dir, 'cert.pem');
+    const key = path.join(dir, 'key.pem');
+    execFileSync('openssl', [
+        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert,
+    ], { stdio: 'ignore' });
+    return { dir, cert, key, ca: readFileSync(cert) };
+}
 
 // ---------------------------------------------------------------------------------------
 // server processes

@@ -9,13 +9,11 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 
-import { ms, startServer, openWs, wsEcho, closeWs, waitFor, mapLimit, RawClient, frame, OP, MiB, KiB, patternBytes, HOST } from './helpers.mjs';
+import { selfSignedCertificate, ms, startServer, openWs, wsEcho, closeWs, waitFor, mapLimit, RawClient, frame, OP, MiB, KiB, patternBytes, HOST } from './helpers.mjs';
 
 const build = process.env.WEBSOCK_BUILD || 'release';
 const sanitized = build !== 'release';
@@ -147,13 +145,7 @@ describe('memory returns after a crowd of TLS clients leaves', () => {
     let ca;
     let echo;
     before(async () => {
-        dir = mkdtempSync(path.join(os.tmpdir(), 'websock-memory-'));
-        execFileSync('openssl', [
-            'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-            '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-            '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
-        ], { stdio: 'ignore' });
-        ca = readFileSync(path.join(dir, 'cert.pem'));
+        ({ dir, ca } = selfSignedCertificate('websock-memory-'));
         echo = await startServer('websock-echo', ['--quiet', '--tls-cert', path.join(dir, 'cert.pem'), '--tls-key', path.join(dir, 'key.pem')]);
     });
     after(async () => {

@@ -3,26 +3,18 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 
-import { WebSocket, ms, waitFor, startServer, openWs, wsEcho, closeWs, nextWsMessage, withTimeout, once, HOST, MiB } from './helpers.mjs';
+import { WebSocket, selfSignedCertificate, ms, waitFor, startServer, openWs, wsEcho, closeWs, nextWsMessage, withTimeout, once, HOST, MiB } from './helpers.mjs';
 
 let dir;
 let ca;
 let server;
 
 before(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'websock-tls-'));
-    execFileSync('openssl', [
-        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-        '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
-    ], { stdio: 'ignore' });
-    ca = readFileSync(path.join(dir, 'cert.pem'));
+    ({ dir, ca } = selfSignedCertificate('websock-tls-'));
     server = await startServer('websock-echo', ['--tls-cert', path.join(dir, 'cert.pem'), '--tls-key', path.join(dir, 'key.pem')]);
 });
 
