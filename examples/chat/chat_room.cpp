@@ -117,6 +117,10 @@ void ChatRoom::handle_join(std::uint64_t member, Member& state, std::string_view
     if (!valid_nick(nick, limits_.max_nick_length))
         return send_error(member, "bad-nick", nick_rule(limits_.max_nick_length));
     if (find_nick(nick) != 0) return send_error(member, "nick-taken", "that nickname is taken");
+    // Every join sends the whole user list to everyone in the room: N joins queue O(N^2) bytes
+    // (1,000 at once peaked at 775 MB), so the room's size must be bounded, not just declared.
+    if (joined_count() >= limits_.max_members)
+        return send_error(member, "room-full", "the room is full (" + std::to_string(limits_.max_members) + " people); try again later");
     state.nick = std::string(nick);
     json history = json::array();
     for (const auto& event : history_) history.push_back(json::parse(event));
@@ -202,6 +206,11 @@ std::string ChatRoom::users_json_array() const {
     for (const auto& [id, member] : members_)
         if (!member.nick.empty()) users.push_back(member.nick);
     return users.dump();
+}
+
+std::size_t ChatRoom::joined_count() const {
+    return static_cast<std::size_t>(
+        std::count_if(members_.begin(), members_.end(), [](const auto& entry) { return !entry.second.nick.empty(); }));
 }
 
 std::uint64_t ChatRoom::find_nick(std::string_view nick) const {

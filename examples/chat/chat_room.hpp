@@ -10,7 +10,7 @@
 //   welcome {nick, users, history, max_text_chars}   joined {nick}   left {nick}
 //   renamed {from, to}
 //   message {from, text}   action {from, text}   private {from, to, text}   users {users}
-//   error {code, message}
+//   error {code, message}   (codes: bad-message, too-long, bad-nick, nick-taken, room-full, ...)
 #pragma once
 
 #include <chrono>
@@ -28,7 +28,7 @@ struct RoomLimits {
     std::size_t history_size = 50;        ///< a newcomer sees the last 50 messages
     std::size_t max_text_chars = 2000;    ///< one chat line, in characters (code points) as people count
     std::size_t max_nick_length = 24;     ///< nickname characters: letters, digits, _ - .
-    std::size_t max_members = 1000;
+    std::size_t max_members = 1000;       ///< people in the room at once; a join past it gets "room-full"
 };
 
 class ChatRoom {
@@ -64,6 +64,7 @@ private:
     void broadcast(const std::string& json);
     std::string users_json_array() const;
     std::uint64_t find_nick(std::string_view nick) const;  // 0 when nobody has it
+    std::size_t joined_count() const;                       // members with a nickname
     void remember(std::string json);
 
     SendFn send_;

@@ -163,3 +163,34 @@ TEST_CASE("chat room: a newcomer sees the last 50 messages") {
     CHECK(history.front()["text"] == "line 10");
     CHECK(history.back()["text"] == "line 59");
 }
+
+TEST_CASE("chat room: max_members bounds the room, and a place that frees up can be taken") {
+    // A declared limit the room did not enforce: 1,001 joins all got in (red-team round 2).
+    std::map<std::uint64_t, std::vector<json>> inbox;
+    chat::RoomLimits limits;
+    limits.max_members = 2;
+    chat::ChatRoom room{[&](std::uint64_t member, const std::string& event) { inbox[member].push_back(json::parse(event)); },
+                        [](std::uint64_t) {}, limits, [] { return 1000; }};
+    // The answer to a join: the member's first event after it (welcome or error; the room's
+    // joined and users broadcasts follow a welcome).
+    auto answer_to_join = [&](std::uint64_t id, const std::string& nick) {
+        const std::size_t before = inbox[id].size();
+        room.receive(id, json{{"type", "join"}, {"nick", nick}}.dump(), true);
+        return inbox[id].size() > before ? inbox[id][before] : json();
+    };
+    auto join = [&](std::uint64_t id, const std::string& nick) {
+        room.connect(id);
+        return answer_to_join(id, nick);
+    };
+    CHECK(join(1, "ada")["type"] == "welcome");
+    CHECK(join(2, "grace")["type"] == "welcome");
+    // Connected but not joined does not count: the third connection is refused only at its join.
+    const json refused = join(3, "linus");
+    CHECK(refused["type"] == "error");
+    CHECK(refused["code"] == "room-full");
+    for (const auto& event : inbox[1]) CHECK(event.value("nick", "") != "linus");  // nobody was told linus joined
+    room.disconnect(1);
+    const json welcome = answer_to_join(3, "linus");
+    CHECK(welcome["type"] == "welcome");
+    CHECK(welcome["users"] == json::array({"grace", "linus"}));
+}
