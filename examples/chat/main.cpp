@@ -63,7 +63,14 @@ int main(int argc, char** argv) {
     options.handle_signals = true;             // SIGTERM (docker stop): close everyone with 1001
     options.max_message_bytes = 16 * 1024;     // chat lines are small; refuse floods early (1009)
     options.max_frame_bytes = 16 * 1024;
-    options.max_outbound_queue_bytes = 4u << 20;  // a stuck browser tab is cut, not buffered forever
+    // A stuck browser tab is cut, not buffered forever. Every member gets a copy of every line,
+    // so this times the room's size is what members that never read can make the server hold:
+    // 300 of them and one talker took 1.7 GB at 4 MiB each. 1 MiB is above the largest welcome
+    // (50 lines of history at up to 12 KB of JSON each, and the user list).
+    options.max_outbound_queue_bytes = 1u << 20;
+    // The room holds 1,000 people (chat::RoomLimits::max_members); room for as many again on
+    // their way in or out, not the library's 10,000, each of which may queue up to the bound above.
+    options.max_clients = 2 * chat::RoomLimits{}.max_members;
     options.idle_ping_interval = std::chrono::seconds(20);
     std::filesystem::path web_root = WEBSOCK_CHAT_WEB_ROOT;
     if (const char* env = std::getenv("WEBSOCK_CHAT_WEB_ROOT")) web_root = env;
