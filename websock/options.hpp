@@ -95,6 +95,14 @@ struct ServerOptions {
     std::size_t max_outbound_queue_bytes = 64u << 20;  ///< bytes waiting for one slow client;
                                                         ///< above a 16 MiB message plus slack
     QueueFullPolicy queue_full_policy = QueueFullPolicy::Close;  ///< past it: close with 1008, or drop
+    /// The server's budget for bytes waiting for slow clients, all clients together: a send
+    /// that would pass it, to a client already more than 64 KiB behind, gets
+    /// `queue_full_policy` (1008 or a drop) as if that client's own queue were full. Without
+    /// it, each of many clients that stop reading may hold `max_outbound_queue_bytes`, and a
+    /// few hundred of them exhaust the machine's memory. Only what a client has beyond its
+    /// first 64 KiB counts, so clients that keep up are never cut for the slow ones (and pay
+    /// no shared counter per message). SIZE_MAX: no budget.
+    std::size_t max_total_outbound_bytes = std::size_t{1} << 30;
     /// ThreadPerClient engine, plain TCP: a send from another thread (send_all, a broadcast)
     /// to a client whose thread has nothing left to write goes straight to its socket instead
     /// of waking that thread to write it; what the socket does not take is queued as usual.

@@ -34,16 +34,45 @@ struct HttpResponder::State {
 
 namespace detail {
 
+ClientCore::OverLimit ClientCore::over_limit_locked(std::size_t adding) const noexcept {
+    const std::size_t pending = queue.size() + writing_bytes.load(std::memory_order_relaxed);
+    if (pending + adding > max_queue_bytes) return OverLimit::ClientQueue;
+    // The server's budget is spent by clients that are behind; only they are refused (a
+    // client that keeps up adds nothing to the total and is never cut for the others).
+    if (server != nullptr && pending + adding > 2 * kUncountedBacklog &&
+        server->outbound_backlog.load(std::memory_order_relaxed) + adding > server->options.max_total_outbound_bytes)
+        return OverLimit::ServerBudget;
+    return OverLimit::No;
+}
+
+std::string ClientCore::over_limit_text(OverLimit why) const {
+    if (why == OverLimit::ServerBudget)
+        return fmt::format("the server's outbound budget of {} bytes is spent by clients that are behind",
+                           server != nullptr ? server->options.max_total_outbound_bytes : 0);
+    return fmt::format("outbound queue over {} bytes", max_queue_bytes);
+}
+
+void ClientCore::publish_backlog(std::atomic<std::size_t>& counter, std::size_t bytes) noexcept {
+    const std::size_t before = counter.load(std::memory_order_relaxed);
+    counter.store(bytes, std::memory_order_relaxed);
+    const auto counted = [](std::size_t n) { return n > kUncountedBacklog ? n - kUncountedBacklog : 0; };
+    const std::size_t was = counted(before);
+    const std::size_t now = counted(bytes);
+    if (server == nullptr || was == now) return;
+    if (now > was) server->outbound_backlog.fetch_add(now - was, std::memory_order_relaxed);
+    else server->outbound_backlog.fetch_sub(was - now, std::memory_order_relaxed);
+}
+
 SendResult ClientCore::enqueue(std::string_view frame_bytes) {
     bool overflowed = false;
+    OverLimit over_limit = OverLimit::No;
     Transport* direct = nullptr;
     {
         std::lock_guard lock(mutex);
         if (!accepting) return SendResult::Closed;
-        const std::size_t pending = queue.size() + writing_bytes.load(std::memory_order_relaxed);
         if ((direct = claim_direct_locked(frame_bytes.size())) != nullptr) {
             // written below, without the lock
-        } else if (pending + frame_bytes.size() > max_queue_bytes) {
+        } else if ((over_limit = over_limit_locked(frame_bytes.size())) != OverLimit::No) {
             overflowed = true;
             if (policy == QueueFullPolicy::Close) {
                 // Tell the client why it is cut off (1008) rather than let it miss messages.
@@ -53,7 +82,7 @@ SendResult ClientCore::enqueue(std::string_view frame_bytes) {
             }
         } else {
             queue.append(frame_bytes);
-            queued_bytes.store(queue.size(), std::memory_order_relaxed);
+            set_queued_bytes(queue.size());
         }
     }
     if (direct != nullptr) {
@@ -64,7 +93,7 @@ SendResult ClientCore::enqueue(std::string_view frame_bytes) {
         const bool closing = policy == QueueFullPolicy::Close;
         if (server != nullptr)
             server->report(self, ErrorKind::QueueFull,
-                           fmt::format("client {}: outbound queue over {} bytes; {}", id, max_queue_bytes,
+                           fmt::format("client {}: {}; {}", id, over_limit_text(over_limit),
                                        closing ? "closing it with 1008" : "message dropped"));
         if (closing) {
             wake();
@@ -104,7 +133,7 @@ void ClientCore::write_direct(Transport& transport, std::string_view header, std
             queue.insert(0, payload_rest);
             queue.insert(0, header_rest);
             queue_committed = header_rest.size() + payload_rest.size();  // the queue was empty at the claim
-            queued_bytes.store(queue.size(), std::memory_order_relaxed);
+            set_queued_bytes(queue.size());
         } catch (const std::exception&) {
             // Out of memory with half a frame on the wire: nothing valid can follow it.
             abort.store(true);
@@ -241,15 +270,14 @@ SendResult Client::send(std::string_view data, MessageType type) {
     {
         std::lock_guard lock(core.mutex);
         if (!core.accepting) return SendResult::Closed;
-        const std::size_t pending = core.queue.size() + core.writing_bytes.load(std::memory_order_relaxed);
         if ((direct = core.claim_direct_locked(header_size + data.size())) != nullptr) {
             // written below, without the lock
-        } else if (pending + header_size + data.size() > core.max_queue_bytes) {
+        } else if (core.over_limit_locked(header_size + data.size()) != detail::ClientCore::OverLimit::No) {
             overflowed = true;
         } else {
             core.queue.append(reinterpret_cast<const char*>(header), header_size);
             core.queue.append(data);
-            core.queued_bytes.store(core.queue.size(), std::memory_order_relaxed);
+            core.set_queued_bytes(core.queue.size());
         }
     }
     if (direct != nullptr) {
@@ -266,6 +294,7 @@ SendResult Client::send_compressed(std::string_view data, codec::Opcode opcode) 
     auto& rare = *core.rare_if_made();  // the extension is in it
     std::string frame;
     bool overflowed_compressed = false;
+    auto over_limit = detail::ClientCore::OverLimit::No;
     {
         // Compress under the lock: with context takeover, messages must be compressed in
         // the order they go on the wire.
@@ -277,11 +306,11 @@ SendResult Client::send_compressed(std::string_view data, codec::Opcode opcode) 
         std::uint8_t header[codec::kMaxFrameHeader];
         const std::size_t header_size = codec::encode_frame_header(header, opcode, true, payload.size(), nullptr,
                                                                    compressed ? rare.extension->rsv_bits() : 0);
-        const std::size_t pending = core.queue.size() + core.writing_bytes.load(std::memory_order_relaxed);
-        if (pending + header_size + payload.size() <= core.max_queue_bytes) {
+        over_limit = core.over_limit_locked(header_size + payload.size());
+        if (over_limit == detail::ClientCore::OverLimit::No) {
             core.queue.append(reinterpret_cast<const char*>(header), header_size);
             core.queue.append(payload);
-            core.queued_bytes.store(core.queue.size(), std::memory_order_relaxed);
+            core.set_queued_bytes(core.queue.size());
             if (rare.encode_scratch.capacity() > (1u << 20)) std::string().swap(rare.encode_scratch);
             frame.clear();
         } else if (!compressed) {
@@ -298,7 +327,7 @@ SendResult Client::send_compressed(std::string_view data, codec::Opcode opcode) 
     }
     if (overflowed_compressed) {
         core.server->report(this, ErrorKind::QueueFull,
-                            fmt::format("client {}: outbound queue over {} bytes; closing it with 1008", core.id, core.max_queue_bytes));
+                            fmt::format("client {}: {}; closing it with 1008", core.id, core.over_limit_text(over_limit)));
         core.wake();
         return SendResult::Closed;
     }
@@ -359,6 +388,10 @@ WebSocketServer& WebSocketServer::on_handshake(HandshakeHandler handler) { core_
 const ServerOptions& WebSocketServer::options() const noexcept { return core_->options; }
 std::uint16_t WebSocketServer::port() const noexcept { return core_->port.load(); }
 std::size_t WebSocketServer::client_count() const noexcept { return core_->open_count.load(); }
+
+std::size_t WebSocketServer::outbound_backlog_bytes() const noexcept {
+    return core_->outbound_backlog.load(std::memory_order_relaxed);
+}
 
 std::vector<std::shared_ptr<Client>> WebSocketServer::clients() const {
     std::vector<std::shared_ptr<Client>> snapshot;

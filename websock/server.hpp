@@ -197,6 +197,9 @@ public:
     /// Every connection the server holds now: the open clients, and the connections still in
     /// their HTTP phase (an upgrade or plain requests under way, idle keep-alive ones).
     std::size_t connection_count() const noexcept;
+    /// Bytes waiting for clients that are behind, past each one's first 32 KiB queued and
+    /// 32 KiB being written: what ServerOptions::max_total_outbound_bytes bounds (any thread).
+    std::size_t outbound_backlog_bytes() const noexcept;
     /// Send to every open client, optionally leaving one out. The frame is encoded once.
     /// Returns how many clients accepted it into their queue.
     std::size_t send_all(std::string_view data, MessageType type = MessageType::Text, const Client* except = nullptr);

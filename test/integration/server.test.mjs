@@ -381,6 +381,47 @@ describe('server: limits and timeouts', () => {
             await wsEcho(other, 'served after the slow client was cut');
             await closeWs(other);
         }));
+
+    it("clients that stop reading are cut with 1008 once together they pass the server's outbound budget; one that keeps up is not", { timeout: ms(90000) }, () =>
+        // Each queue may hold 64 MiB, far more than the 30 MB each slow client asks for: only
+        // the server-wide budget (1 MiB here) can cut them.
+        withFixture(['--max-queue-bytes', String(64 << 20), '--max-total-outbound-bytes', String(1 << 20),
+                     '--close-timeout-ms', '20000'], async (fx) => {
+            const MESSAGES = 30000;
+            const other = await openWs(fx.url);
+            const slow = [];
+            for (let i = 0; i < 3; i++) {
+                const c = await RawClient.open(fx.port);
+                c.pause();
+                await c.write(textFrame(`threads:1:${MESSAGES}:1000`));
+                slow.push(c);
+            }
+            await waitFor(() => fx.stderr.filter((l) => /outbound budget/.test(l)).length >= 3,
+                          { timeout: ms(30000), what: 'three budget reports on stderr' });
+            // a client that keeps up is served while the slow ones are over the budget
+            for (let i = 0; i < 20; i++) await wsEcho(other, `served while others are behind (${i})`, { timeout: ms(5000) });
+            for (const [i, c] of slow.entries()) {
+                c.resume();
+                let expected = 0;
+                for (;;) {
+                    const f = await c.nextFrame({ timeout: ms(10000), what: `slow client ${i}: message ${expected} or the close` });
+                    if (f.opcode === OP.CLOSE) {
+                        assert.equal(parseClose(f.payload).code, 1008, `slow client ${i}: close code`);
+                        break;
+                    }
+                    assert.equal(f.opcode, OP.TEXT, describeFrame(f));
+                    assert.ok(f.payload.toString().startsWith(`t0:${expected}:`), `slow client ${i}: message ${expected} in order`);
+                    expected++;
+                }
+                assert.ok(expected < MESSAGES, `slow client ${i} cut before all ${MESSAGES} messages (${expected} arrived)`);
+                await c.write(closeFrame(1008));
+                await c.expectEndWithoutFrames({ timeout: ms(5000) });
+            }
+            // The budget's count comes back to nothing once they are gone (no bytes leak into it).
+            await waitFor(async () => (await ask(other, 'backlog')) === 'backlog:0',
+                          { timeout: ms(10000), what: 'the outbound backlog back to 0' });
+            await closeWs(other);
+        }));
 });
 
 // ---------------------------------------------------------------------------------------

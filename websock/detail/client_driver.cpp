@@ -51,20 +51,20 @@ void ClientDriver::on_ping(std::string_view payload) {
     // anything the callbacks send after this point (Autobahn 5.6-5.8 check the order).
     std::string& pong = connection().output();
     if (!pong.empty()) {
-        bool over_limit = false;
+        auto over_limit = ClientCore::OverLimit::No;
         {
             std::lock_guard lock(core_.mutex);
             // A peer that pings without reading must not grow the queue without bound.
-            over_limit = core_.queue.size() + core_.writing_bytes.load(std::memory_order_relaxed) + pong.size() >
-                         core_.max_queue_bytes;
-            if (!over_limit) {
+            over_limit = core_.over_limit_locked(pong.size());
+            if (over_limit == ClientCore::OverLimit::No) {
                 core_.queue.append(pong);
-                core_.queued_bytes.store(core_.queue.size(), std::memory_order_relaxed);
+                core_.set_queued_bytes(core_.queue.size());
             }
         }
         pong.clear();
-        if (over_limit) {
-            server_.report(client_.get(), ErrorKind::QueueFull, "outbound queue full of pongs; closing with 1008");
+        if (over_limit != ClientCore::OverLimit::No) {
+            server_.report(client_.get(), ErrorKind::QueueFull,
+                           fmt::format("{} (pongs); closing with 1008", core_.over_limit_text(over_limit)));
             connection().fail(CloseCode::PolicyViolation, "outbound queue full");
             return;
         }
@@ -373,7 +373,7 @@ bool ClientDriver::flush() {
                     core_.queue.clear();
                 }
                 if (core_.queue.empty()) core_.queue_committed = 0;  // ours to write now
-                core_.queued_bytes.store(core_.queue.size(), std::memory_order_relaxed);
+                core_.set_queued_bytes(core_.queue.size());
             }
             more_queued = !core_.queue.empty();
         }
@@ -393,10 +393,10 @@ bool ClientDriver::flush() {
                 blocked = true;
                 break;
             }
-            core_.writing_bytes.store(0, std::memory_order_relaxed);
+            core_.set_writing_bytes(0);
             return false;
         }
-        core_.writing_bytes.store(write_buffer_.size() - write_offset_, std::memory_order_relaxed);
+        core_.set_writing_bytes(write_buffer_.size() - write_offset_);
         if (write_offset_ == write_buffer_.size() && (release_written_ || write_buffer_.capacity() > (4u << 20))) {
             std::string().swap(write_buffer_);  // give back the memory of a burst, or of the handshake
             write_offset_ = 0;
@@ -485,7 +485,7 @@ void ClientDriver::finish() {
         core_.direct_transport = nullptr;  // no direct send starts from now on
         core_.queue.clear();
         core_.queue_committed = 0;
-        core_.queued_bytes.store(0, std::memory_order_relaxed);
+        core_.set_queued_bytes(0);
         if (auto* rare = core_.rare_if_made()) {
             rare->http_awaited = 0;  // a responder still held somewhere now answers false
             rare->http_answer.reset();
@@ -500,7 +500,7 @@ void ClientDriver::finish() {
     io_ = &closed_transport();
     transport_.reset();  // before the socket it uses
     socket_.reset();
-    core_.writing_bytes.store(0, std::memory_order_relaxed);
+    core_.set_writing_bytes(0);
     phase_ = Phase::Done;
     if (counted_) {
         server_.open_count.fetch_sub(1);

@@ -168,8 +168,27 @@ struct ClientCore {
     /// Under `mutex`: empty the queue, but for a frame's rest that must still go out.
     void drop_queued_locked() {
         queue.resize(queue_committed);
-        queued_bytes.store(queue.size(), std::memory_order_relaxed);
+        set_queued_bytes(queue.size());
     }
+
+    // ---- the server's outbound budget (ServerOptions::max_total_outbound_bytes) ----
+    /// What of a client's backlog counts against the server's budget: the bytes past the
+    /// first kUncountedBacklog of each counter. A client that keeps up stays under it, so its
+    /// sends never touch the server-wide counter.
+    static constexpr std::size_t kUncountedBacklog = 32 * 1024;
+    /// Set queued_bytes (under `mutex`) or writing_bytes (by the thread that writes), and
+    /// carry the change into the server's total. Each counter has one writer at a time, so
+    /// a load and a store keep the total exact.
+    void set_queued_bytes(std::size_t bytes) noexcept { publish_backlog(queued_bytes, bytes); }
+    void set_writing_bytes(std::size_t bytes) noexcept { publish_backlog(writing_bytes, bytes); }
+    enum class OverLimit : std::uint8_t { No, ClientQueue, ServerBudget };
+    /// Under `mutex`: would `adding` more bytes pass this client's queue limit, or, for a
+    /// client that is behind by more than kUncountedBacklog, the server's budget?
+    OverLimit over_limit_locked(std::size_t adding) const noexcept;
+    /// For reports: why a send was refused ("outbound queue over N bytes", ...).
+    std::string over_limit_text(OverLimit why) const;
+
+    void publish_backlog(std::atomic<std::size_t>& counter, std::size_t bytes) noexcept;
 
     /// Under `mutex`, on a thread other than the owner: take the socket for a direct send of
     /// `bytes` (a whole frame), when direct sends are on, the client accepts sends and
@@ -338,6 +357,9 @@ struct ServerCore {
     std::optional<Milliseconds> stop_drain_timeout_;  // (guarded by mutex)
     std::atomic<std::uint64_t> next_id{1};
     std::atomic<std::size_t> open_count{0};
+    // Bytes waiting for slow clients, past each one's first ClientCore::kUncountedBacklog:
+    // what ServerOptions::max_total_outbound_bytes bounds (ClientCore::publish_backlog).
+    std::atomic<std::size_t> outbound_backlog{0};
 
     struct Session {
         std::shared_ptr<Client> client;
