@@ -21,6 +21,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 
@@ -70,6 +71,46 @@ std::optional<std::string> percent_decode(std::string_view text) {
     }
     return out;
 }
+
+// hiredis takes an array header at its word: "*2147483647" (from a broken or hostile server)
+// made Debian 12's hiredis 0.14 calloc 16 GB and, when the link was dropped, walk its 2^31
+// slots for 8-14 s, holding the link's fd_mutex, so stop() waited that long. No reply of
+// ours comes near this many elements (the largest, a history read, has at most 1,000,000
+// entries): a larger header fails the link at once ("Out of memory" from hiredis).
+constexpr unsigned long long kMaxReplyArrayElements = 1ULL << 24;
+
+#if HIREDIS_MAJOR >= 1
+void bound_reply_arrays(redisContext* context) {
+    context->reader->maxelements = kMaxReplyArrayElements;
+}
+#else
+// hiredis 0.14 has no such limit: wrap its createArray (the element count's type is int there).
+template <typename Count>
+struct BoundedArrays {
+    static inline void* (*original)(const redisReadTask*, Count) = nullptr;
+    static void* create(const redisReadTask* task, Count elements) {
+        if (static_cast<unsigned long long>(elements) > kMaxReplyArrayElements) return nullptr;
+        return original(task, elements);
+    }
+};
+
+template <typename Count>
+void wrap_create_array(redisReplyObjectFunctions& functions, void* (*original)(const redisReadTask*, Count)) {
+    BoundedArrays<Count>::original = original;
+    functions.createArray = &BoundedArrays<Count>::create;
+}
+
+void bound_reply_arrays(redisContext* context) {
+    // Every context starts with hiredis' own (static) functions: copy them once, swap createArray.
+    static redisReplyObjectFunctions bounded;
+    static std::once_flag once;
+    std::call_once(once, [&] {
+        bounded = *context->reader->fn;
+        wrap_create_array(bounded, context->reader->fn->createArray);
+    });
+    context->reader->fn = &bounded;
+}
+#endif
 
 }  // namespace
 
@@ -373,6 +414,7 @@ bool RedisBus::connect_link(Link& link, const char* role) {
     } else if (context->err) {
         error = context->errstr;
     } else {
+        bound_reply_arrays(context);
         // The reader blocks for read_block inside XREAD: its socket timeout must be longer.
         const auto timeout = link.role == std::string_view("reader") ? options_.read_block + options_.command_timeout
                                                                      : options_.command_timeout;
