@@ -99,6 +99,9 @@ public:
     const std::string& close_reason() const noexcept { return close_reason_; }  ///< the reason that goes with close_code()
     /// True when we failed the connection because the peer broke a rule.
     bool failed() const noexcept { return failed_; }
+    /// Bytes of the message being received that are held here (reassembled or decoded so
+    /// far), 0 between messages: for a server's budget across connections.
+    std::size_t message_bytes_held() const noexcept { return in_message_ ? message_.size() : 0; }
     const ConnectionOptions& options() const noexcept { return options_; }  ///< as constructed
     /// RSV bits an extension negotiated (so the decoder lets them through).
     void set_allowed_rsv(std::uint8_t rsv) noexcept { decoder_.set_allowed_rsv(rsv); }

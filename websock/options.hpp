@@ -103,6 +103,13 @@ struct ServerOptions {
     /// first 64 KiB counts, so clients that keep up are never cut for the slow ones (and pay
     /// no shared counter per message). SIZE_MAX: no budget.
     std::size_t max_total_outbound_bytes = std::size_t{1} << 30;
+    /// The server's budget for messages being received, all clients together: a client whose
+    /// message in progress is past 64 KiB, reading while the sum of all such messages is past
+    /// this, is closed with 1013 (try again later). Each message is bounded by
+    /// `max_message_bytes`, but without this a few hundred clients that each send most of a
+    /// large message and stop exhaust the machine's memory. Only what a message holds past its
+    /// first 64 KiB counts. SIZE_MAX: no budget.
+    std::size_t max_total_incoming_message_bytes = std::size_t{1} << 30;
     /// ThreadPerClient engine, plain TCP: a send from another thread (send_all, a broadcast)
     /// to a client whose thread has nothing left to write goes straight to its socket instead
     /// of waking that thread to write it; what the socket does not take is queued as usual.

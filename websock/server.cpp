@@ -393,6 +393,10 @@ std::size_t WebSocketServer::outbound_backlog_bytes() const noexcept {
     return core_->outbound_backlog.load(std::memory_order_relaxed);
 }
 
+std::size_t WebSocketServer::incoming_message_bytes() const noexcept {
+    return core_->incoming_message_kib.load(std::memory_order_relaxed) * 1024;
+}
+
 std::vector<std::shared_ptr<Client>> WebSocketServer::clients() const {
     std::vector<std::shared_ptr<Client>> snapshot;
     std::lock_guard lock(core_->mutex);

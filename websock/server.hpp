@@ -200,6 +200,9 @@ public:
     /// Bytes waiting for clients that are behind, past each one's first 32 KiB queued and
     /// 32 KiB being written: what ServerOptions::max_total_outbound_bytes bounds (any thread).
     std::size_t outbound_backlog_bytes() const noexcept;
+    /// Bytes of messages being received, past each one's first 64 KiB (counted in whole KiB):
+    /// what ServerOptions::max_total_incoming_message_bytes bounds (any thread).
+    std::size_t incoming_message_bytes() const noexcept;
     /// Send to every open client, optionally leaving one out. The frame is encoded once.
     /// Returns how many clients accepted it into their queue.
     std::size_t send_all(std::string_view data, MessageType type = MessageType::Text, const Client* except = nullptr);

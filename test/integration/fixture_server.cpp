@@ -2,6 +2,7 @@
 // behaviours the echo example does not have (server.test.mjs drives it).
 //
 //   fixture_server [--host 127.0.0.1] [--port 0] [--max-clients N] [--max-queue-bytes N] [--max-total-outbound-bytes N]
+//                  [--max-total-incoming-message-bytes N]
 //                  [--queue-policy close|drop] [--idle-ping-ms N] [--pong-timeout-ms N]
 //                  [--handshake-timeout-ms N] [--shutdown-timeout-ms N] [--close-timeout-ms N]
 //                  [--event-loops N]
@@ -23,6 +24,7 @@
 //   stop                    server.stop() from inside the callback
 //   count                   "count:<client_count()>"
 //   backlog                 "backlog:<outbound_backlog_bytes()>"
+//   incoming                "incoming:<incoming_message_bytes()>"
 //   id                      "id:<client id>"
 //   thread                  "thread:<n>": which thread runs this client's callbacks (a
 //                           number per thread, from 1 in order of first use)
@@ -100,6 +102,7 @@ int main(int argc, char** argv) {
         else if (arg == "--max-clients") options.max_clients = number;
         else if (arg == "--max-queue-bytes") options.max_outbound_queue_bytes = number;
         else if (arg == "--max-total-outbound-bytes") options.max_total_outbound_bytes = number;
+        else if (arg == "--max-total-incoming-message-bytes") options.max_total_incoming_message_bytes = number;
         else if (arg == "--queue-policy")
             options.queue_full_policy = value == "drop" ? websock::QueueFullPolicy::Drop : websock::QueueFullPolicy::Close;
         else if (arg == "--idle-ping-ms") options.idle_ping_interval = websock::Milliseconds(number);
@@ -254,6 +257,8 @@ int main(int argc, char** argv) {
             client.send("subprotocol:" + client.subprotocol());
         } else if (data == "backlog") {
             client.send("backlog:" + std::to_string(server.outbound_backlog_bytes()));
+        } else if (data == "incoming") {
+            client.send("incoming:" + std::to_string(server.incoming_message_bytes()));
         } else if (data == "count") {
             client.send("count:" + std::to_string(server.client_count()));
         } else if (data == "id") {

@@ -21,6 +21,9 @@ import {
     upgradeRequest,
     textFrame,
     closeFrame,
+    frameHeader,
+    maskBytes,
+    patternBytes,
     mapLimit,
     openFileLimit,
     waitFor,
@@ -420,6 +423,36 @@ describe('server: limits and timeouts', () => {
             // The budget's count comes back to nothing once they are gone (no bytes leak into it).
             await waitFor(async () => (await ask(other, 'backlog')) === 'backlog:0',
                           { timeout: ms(10000), what: 'the outbound backlog back to 0' });
+            await closeWs(other);
+        }));
+
+    it("a client whose large message would pass the server's budget for messages in progress gets 1013; the others' messages go through", { timeout: ms(60000) }, () =>
+        // Each message may be 16 MiB; the server-wide budget (1 MiB here) is what cuts.
+        withFixture(['--max-total-incoming-message-bytes', String(1 << 20)], async (fx) => {
+            const KiB = 1024;
+            const other = await openWs(fx.url);
+            const incoming = async () => Number((await ask(other, 'incoming')).slice('incoming:'.length));
+            // A: 600 KiB of a 700 KiB message, then a pause (536 KiB of it count).
+            const a = await RawClient.open(fx.port);
+            const keyA = Buffer.from([1, 2, 3, 4]);
+            const messageA = patternBytes(700 * KiB, 7);
+            await a.write(Buffer.concat([frameHeader({ opcode: OP.BINARY, length: messageA.length, maskKey: keyA }),
+                                         maskBytes(messageA.subarray(0, 600 * KiB), keyA)]));
+            await waitFor(async () => (await incoming()) >= 500 * KiB, { what: "A's message counted" });
+            // B: 600 KiB more of an 8 MiB message pass the budget: B is told to try again later.
+            const b = await RawClient.open(fx.port);
+            const keyB = Buffer.from([5, 6, 7, 8]);
+            await b.write(Buffer.concat([frameHeader({ opcode: OP.BINARY, length: 8 << 20, maskKey: keyB }),
+                                         maskBytes(Buffer.alloc(600 * KiB, 0x42), keyB)]));
+            const closeB = await b.expectFail(1013, { timeout: ms(10000) });
+            assert.match(closeB.reason, /busy/, 'the reason says why');
+            // A, under the budget on its own, finishes its message and gets it back whole.
+            await a.write(maskBytes(messageA.subarray(600 * KiB), keyA, 600 * KiB));
+            await a.expectMessage(OP.BINARY, messageA, { timeout: ms(10000) });
+            // Nothing stays counted once the messages are done or abandoned.
+            await waitFor(async () => (await incoming()) === 0, { what: 'messages in progress back to 0' });
+            await wsEcho(other, Buffer.alloc(300 * KiB, 1), { timeout: ms(10000) });
+            await a.closeHandshake(1000);
             await closeWs(other);
         }));
 });

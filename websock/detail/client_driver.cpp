@@ -325,6 +325,30 @@ void ClientDriver::feed(std::uint8_t* data, std::size_t size) {
         server_.report(client_.get(), ErrorKind::Protocol,
                        fmt::format("closing with {}: {}", static_cast<int>(connection.close_code()),
                                    connection.close_reason()));
+    if (connection.failed()) {
+        publish_message_held(0);  // the message is abandoned
+        return;
+    }
+    publish_message_held(connection.message_bytes_held());
+    // Messages in progress across all clients past the server's budget: the client whose
+    // message counts and grew is asked to try again later (a read adds at most a read
+    // buffer, so the budget is passed by at most that much per client).
+    if (counted_message_kib_ != 0 &&
+        server_.incoming_message_kib.load(std::memory_order_relaxed) * 1024 > server_.options.max_total_incoming_message_bytes) {
+        server_.report(client_.get(), ErrorKind::Limit,
+                       fmt::format("the server's budget of {} bytes for messages in progress is spent; closing with 1013",
+                                   server_.options.max_total_incoming_message_bytes));
+        connection.fail(CloseCode::TryAgainLater, "server busy: too many large messages in progress");
+        publish_message_held(0);
+    }
+}
+
+void ClientDriver::publish_message_held(std::size_t held) noexcept {
+    const auto kib = static_cast<std::uint32_t>(held > kUncountedMessage ? (held - kUncountedMessage) / 1024 : 0);
+    if (kib == counted_message_kib_) return;
+    if (kib > counted_message_kib_) server_.incoming_message_kib.fetch_add(kib - counted_message_kib_, std::memory_order_relaxed);
+    else server_.incoming_message_kib.fetch_sub(counted_message_kib_ - kib, std::memory_order_relaxed);
+    counted_message_kib_ = kib;
 }
 
 void ClientDriver::take_requests() {
@@ -501,6 +525,7 @@ void ClientDriver::finish() {
     transport_.reset();  // before the socket it uses
     socket_.reset();
     core_.set_writing_bytes(0);
+    publish_message_held(0);
     phase_ = Phase::Done;
     if (counted_) {
         server_.open_count.fetch_sub(1);

@@ -88,6 +88,11 @@ public:
 
 private:
     static constexpr int kReadsPerEvent = 16;  // then yield to other connections
+    // A message's first bytes do not count against ServerOptions::max_total_incoming_message_bytes:
+    // clients sending ordinary messages never touch the server-wide counter.
+    static constexpr std::size_t kUncountedMessage = 64 * 1024;
+    /// Carry this client's message in progress into the server's total (0 once it is done).
+    void publish_message_held(std::size_t held) noexcept;
     static constexpr std::size_t kMaxPendingHttpBytes = 1 << 20;  // stop reading pipelined requests past this
 
     enum class Phase : std::uint8_t {
@@ -141,6 +146,9 @@ private:
     Phase phase_ = Phase::Handshake;
     bool opened_ = false;  // on_connection_open ran: on_connection_close must run once
     bool counted_ = false;  // counted in server_.open_count
+    // KiB of the message in progress counted in server_.incoming_message_kib (see feed()); in
+    // what would be padding.
+    std::uint32_t counted_message_kib_ = 0;
 
     // handshake
     // What only the HTTP side uses, made with the first request's bytes and dropped once the

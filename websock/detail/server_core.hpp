@@ -360,6 +360,9 @@ struct ServerCore {
     // Bytes waiting for slow clients, past each one's first ClientCore::kUncountedBacklog:
     // what ServerOptions::max_total_outbound_bytes bounds (ClientCore::publish_backlog).
     std::atomic<std::size_t> outbound_backlog{0};
+    // KiB of messages being received, past each one's first ClientDriver::kUncountedMessage:
+    // what ServerOptions::max_total_incoming_message_bytes bounds (ClientDriver::feed).
+    std::atomic<std::size_t> incoming_message_kib{0};
 
     struct Session {
         std::shared_ptr<Client> client;
