@@ -3,17 +3,27 @@
 // the upgrade decision, plain HTTP answers) is in client_driver_http.cpp.
 #include "websock/detail/client_driver.hpp"
 
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <utility>
 
 #include <fmt/format.h>
 
 namespace websock::detail {
+
+ReadBuffer::ReadBuffer(std::size_t size) : size_(size) {
+    void* mapped = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapped == MAP_FAILED) throw std::bad_alloc();
+    bytes_ = static_cast<std::uint8_t*>(mapped);
+}
+
+ReadBuffer::~ReadBuffer() { ::munmap(bytes_, size_); }
 
 ClientDriver::ClientDriver(ServerCore& server, std::shared_ptr<Client> client, Fd socket,
                            ReadBuffer& read_buffer)
@@ -262,13 +272,14 @@ void ClientDriver::on_tick(Clock::time_point now) {
     after_io();
 }
 
-bool ClientDriver::release_if_quiet() {
+bool ClientDriver::release_if_quiet(bool known_quiet) {
     if (phase_ == Phase::Done) {
         release_listed_ = false;
         return true;
     }
     // Only an open connection releases (a handshake or a linger is short, or has its deadline).
-    if (std::exchange(busy_, false) || phase_ != Phase::Open || write_offset_ != write_buffer_.size()) return false;
+    const bool was_busy = std::exchange(busy_, false);
+    if ((was_busy && !known_quiet) || phase_ != Phase::Open || write_offset_ != write_buffer_.size()) return false;
     std::string().swap(write_buffer_);
     write_offset_ = 0;
     bool queue_empty = false;
@@ -303,10 +314,11 @@ bool ClientDriver::read_frames() {
             // The write may have failed (the peer reset while we echoed): then the driver
             // is finished and the transport gone, or lingering and done with frames.
             if (phase_ != Phase::Open) return true;
-            // A short read drained the socket. The event loop hears of more data from epoll
-            // with everyone else's; a client thread reads once more, since the peer's next
-            // bytes have often arrived by now, and that saves a poll() and a context switch.
-            if (!eager_reread_ && got.bytes < read_buffer_.size() && !io_->has_buffered_input()) return true;
+            // A short read drained the socket: the event loop hears of more data from epoll
+            // with everyone else's; a client thread gives its core away once and then reads
+            // again before it sleeps (session.cpp, "yield, then read"), which finds the
+            // peer's next bytes far more often than reading again at once did.
+            if (got.bytes < read_buffer_.size() && !io_->has_buffered_input()) return true;
             continue;
         }
         if (got.status == IoResult::Status::WouldBlock) return false;

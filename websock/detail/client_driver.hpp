@@ -17,16 +17,22 @@
 
 namespace websock::detail {
 
-/// Scratch space for recv(). Left uninitialised, so an idle connection's buffer costs
-/// address space but not memory: pages are only touched as bytes arrive.
+/// Scratch space for recv(): a mapping of its own, page-aligned and untouched until bytes
+/// arrive, so an idle connection's buffer costs address space but not memory, and a client
+/// thread going quiet can hand every page it touched back (drop_pages(), thread_rest.hpp).
+/// From malloc, the page before the buffer stayed resident for the chunk's header, about
+/// 4 KiB per client thread (issue 12). Throws std::bad_alloc when it cannot be mapped.
 class ReadBuffer {
 public:
-    explicit ReadBuffer(std::size_t size) : bytes_(std::make_unique_for_overwrite<std::uint8_t[]>(size)), size_(size) {}
-    std::uint8_t* data() noexcept { return bytes_.get(); }
+    explicit ReadBuffer(std::size_t size);
+    ~ReadBuffer();
+    ReadBuffer(const ReadBuffer&) = delete;
+    ReadBuffer& operator=(const ReadBuffer&) = delete;
+    std::uint8_t* data() noexcept { return bytes_; }
     std::size_t size() const noexcept { return size_; }
 
 private:
-    std::unique_ptr<std::uint8_t[]> bytes_;
+    std::uint8_t* bytes_;
     std::size_t size_;
 };
 
@@ -60,9 +66,10 @@ public:
     bool wants_write() const noexcept { return write_offset_ < write_buffer_.size() || io_->wants_write(); }
     Clock::time_point deadline() const noexcept;  ///< the next on_tick that matters
     bool finished() const noexcept { return phase_ == Phase::Done; }
+    /// When the last bytes came from the peer: the thread engine tells from it whether a
+    /// read after sched_yield() found any.
+    Clock::time_point last_heard() const noexcept { return last_heard_; }
     ClientCore& core() noexcept { return core_; }
-    /// Read again after a short read (the thread engine: cheaper than a poll and a switch).
-    void set_eager_reread(bool eager) noexcept { eager_reread_ = eager; }
     /// Let other threads' sends write straight to the socket while this driver has nothing to
     /// write (ClientCore::write_direct; plain TCP only): the thread engine, whose thread
     /// would otherwise be woken for each of them.
@@ -78,8 +85,13 @@ public:
     /// buffer, the outbound queue and the Connection's buffers, and drop a Connection at rest
     /// (connection() makes a new one when needed). True when nothing is held any more (or the
     /// client is finished): no more visits are needed until wants_release_visits() says so.
-    /// A busy client keeps its buffers: no allocation per message.
-    bool release_if_quiet();
+    /// A busy client keeps its buffers: no allocation per message. `known_quiet`: the caller
+    /// knows by itself that the client has been quiet (a client thread whose poll() timed out),
+    /// so the mark left by its last batch does not count.
+    bool release_if_quiet(bool known_quiet = false);
+    /// The connection is open (WebSocket frames flow): the thread engine reads again after
+    /// yielding only then.
+    bool open() const noexcept { return phase_ == Phase::Open; }
 
     // ConnectionHandler, called from inside Connection::feed()
     void on_message(std::string_view data, MessageType type) override;
@@ -193,7 +205,6 @@ private:
     bool failed_loop_ = false;
     bool aborted_ = false;
     bool peer_gone_ = false;
-    bool eager_reread_ = false;
     bool direct_sends_ = false;
     bool parse_held_back_ = false;  // parse_requests() stopped with answers piled up; go on once written
     bool awaiting_writer_ = false;  // flush() found a direct send writing; its wake() brings us back

@@ -1,9 +1,11 @@
 // The thread-per-client engine: the accept loop on the thread of serve_forever(), one thread
 // per connection and their bookkeeping, and the body of a client thread, which pumps a
-// single ClientDriver with poll() on two descriptors, the socket and the client's eventfd.
+// single ClientDriver with poll() on two descriptors, the socket and the client's eventfd,
+// yields its core once before it sleeps, and gives memory back once its client is quiet.
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 
 #include "websock/codec/handshake.hpp"
 #include "websock/detail/client_driver.hpp"
+#include "websock/detail/thread_rest.hpp"
 
 namespace websock::detail {
 
@@ -30,6 +33,33 @@ void* run_client_thread(void* body) {
     const std::unique_ptr<std::function<void()>> owned(static_cast<std::function<void()>*>(body));
     (*owned)();  // run_session() catches everything; an escaping exception ends the process, as with std::thread
     return nullptr;
+}
+
+// A client thread quiet this long gives back its buffers, the Connection at rest, its read
+// buffer's pages and its stack below the frame it waits in (issue 12: idle memory). The
+// event loop's sweep waits as long (event_loop.cpp, kReleaseSweep).
+constexpr auto kQuietRelease = std::chrono::milliseconds(500);
+
+// After a batch, a client thread gives its core away once (sched_yield) and then reads
+// again, before it sleeps in poll(). With many client threads on few cores, the peer's next
+// bytes have usually arrived by the time the others had their turn, and a read that finds
+// them saves this thread a sleep, a wake-up (an interrupt between cores, dear on a VM) and
+// a switch back. A read that finds nothing ends it; so do a wake-up from another thread and
+// the stop, which poll() then sees at once. At most this many rounds, then poll() anyway,
+// so that deadlines and the eventfd are looked at (measured: docs/benchmarks.md,
+// "Thread per client, 2026-12-08").
+constexpr int kYieldRounds = 16;
+
+void yield_then_read(ClientDriver& driver, const ClientCore& client_core) {
+    for (int round = 0; round < kYieldRounds; ++round) {
+        if (!driver.open() || !driver.wants_read() || client_core.wake_pending.load(std::memory_order_relaxed) ||
+            client_core.server->stopping.load(std::memory_order_relaxed))
+            return;
+        const auto heard = driver.last_heard();
+        ::sched_yield();
+        driver.on_readable();
+        if (driver.last_heard() == heard) return;  // nothing came
+    }
 }
 
 }  // namespace
@@ -186,8 +216,11 @@ void ServerCore::run_session(std::shared_ptr<Client> client, Fd socket) {
     try {
         ReadBuffer read_buffer(std::max<std::size_t>(options.read_buffer_bytes, 4096));
         ClientDriver driver(*this, std::move(client), std::move(socket), read_buffer);
-        driver.set_eager_reread(true);
         driver.set_direct_sends(options.direct_sends);
+        const StackRange stack = current_stack_range();
+        using Clock = ClientDriver::Clock;
+        auto last_event = Clock::now();  // the last time poll() reported something
+        bool resting = false;            // memory given back since then (see kQuietRelease)
         bool stop_seen = false;
         while (!driver.finished()) {
             try {
@@ -204,9 +237,9 @@ void ServerCore::run_session(std::shared_ptr<Client> client, Fd socket) {
                 if (driver.wants_read()) events |= POLLIN;
                 if (driver.wants_write()) events |= POLLOUT;
                 pollfd fds[2] = {{driver.fd(), events, 0}, {client_core.waker.fd(), POLLIN, 0}};
-                const auto deadline = driver.deadline();
-                const int timeout =
-                    deadline == ClientDriver::Clock::time_point::max() ? -1 : poll_timeout_ms(deadline);
+                auto deadline = driver.deadline();
+                if (!resting) deadline = std::min(deadline, last_event + kQuietRelease);
+                const int timeout = deadline == Clock::time_point::max() ? -1 : poll_timeout_ms(deadline);
                 const int ready = ::poll(fds, 2, timeout);
                 if (ready < 0 && errno != EINTR) {
                     report(client_core.self, ErrorKind::Io, fmt::format("poll: {}", std::strerror(errno)));
@@ -214,11 +247,27 @@ void ServerCore::run_session(std::shared_ptr<Client> client, Fd socket) {
                     break;
                 }
                 if (ready > 0) {
+                    resting = false;
                     if (fds[1].revents & POLLIN) driver.on_wake();
-                    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) driver.on_readable();
+                    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+                        driver.on_readable();
+                        yield_then_read(driver, client_core);
+                    }
                     if (fds[0].revents & POLLOUT) driver.on_writable();
                 }
-                driver.on_tick(ClientDriver::Clock::now());
+                const auto now = Clock::now();
+                if (ready > 0) last_event = now;
+                driver.on_tick(now);
+                if (ready == 0 && !resting && now >= last_event + kQuietRelease && !driver.finished()) {
+                    // Quiet for a while: give back what this thread holds for its bursts.
+                    if (driver.release_if_quiet(/*known_quiet=*/true)) {
+                        drop_pages(read_buffer.data(), read_buffer.size());
+                        drop_stack_below_caller(stack);
+                        resting = true;
+                    } else {
+                        last_event = now;  // another thread queued meanwhile: try again later
+                    }
+                }
             } catch (const std::exception& e) {
                 driver.on_exception(e);
             }
