@@ -286,6 +286,15 @@ bool WebSocketClient::connect(std::string_view url) {
     const codec::UpgradeOffer offer{key, options.subprotocols, offered_extensions, options.require_subprotocol};
     const auto check = codec::check_upgrade_response(parser.response(), offer);
     if (!check.ok) return fail(ErrorKind::Handshake, fmt::format("{}: {}", where, check.error));
+    // A 101 has no body (RFC 9110 section 8.6: no Content-Length in a 1xx). Bytes announced as
+    // one would be taken for frames and fail the connection later with a misleading 1002
+    // ("reserved bits set"); say what is wrong now. "Content-Length: 0" announces nothing.
+    const auto& head = parser.response();
+    const auto length = head.header("Content-Length");
+    if (head.header("Transfer-Encoding") || (length && *length != "0"))
+        return fail(ErrorKind::Handshake,
+                    fmt::format("{}: the 101 response announces a body ({}), which a 101 cannot have", where,
+                                head.header("Transfer-Encoding") ? "Transfer-Encoding" : "Content-Length"));
     // RFC 7692 section 5.1 / 7.1: a response we did not ask for fails the connection.
     const auto deflate = codec::accept_client_response(check.extensions, options.deflate);
     if (!deflate.ok())

@@ -73,6 +73,24 @@ describe('client against raw sockets', () => {
         }
     });
 
+    it('fails the connect on a 101 that announces a body, naming the header', async () => {
+        // Before: the connect succeeded, the body's bytes were read as a frame, and the client
+        // closed with 1002 "reserved bits set" (second red-team round).
+        for (const [header, body] of [['Content-Length: 5', 'hello'], ['Transfer-Encoding: chunked', '5\r\nhello\r\n0\r\n\r\n']]) {
+            const server = await startRawServer((socket, head, key) => socket.write(switching(key, `${header}\r\n`) + body));
+            try {
+                await withProbe(server.url, [], async (probe) => {
+                    const connect = await probe.connectFailed();
+                    assert.equal(connect.kind, 'handshake');
+                    assert.match(connect.error, new RegExp(`announces a body \\(${header.split(':')[0]}\\)`));
+                    await probe.finish();
+                });
+            } finally {
+                await server.close();
+            }
+        }
+    });
+
     it('fails the connect when the server closes without answering', async () => {
         const server = await startRawServer((socket) => socket.end());
         try {
