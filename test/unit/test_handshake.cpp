@@ -313,6 +313,25 @@ TEST_CASE("handshake: refused requests") {
             CHECK(c.status == 400);
         }
     }
+    SUBCASE("a request target that is not a resource name nor an http(s)/ws(s) URI -> 400") {
+        for (const std::string target : {"*", "chat", "example.com:80", "ftp://h/chat", "?x=1"}) {
+            CAPTURE(target);
+            // The parser refuses some of them itself (400 too); the others must fail the check.
+            const Parsed p = parse(request({}, "GET " + target + " HTTP/1.1"));
+            if (p.status == HttpRequestParser::Status::Error) {
+                CHECK(p.error_status == 400);
+                continue;
+            }
+            REQUIRE(p.status == HttpRequestParser::Status::Complete);
+            const HandshakeCheck c = check_upgrade_request(p.request);
+            CHECK_FALSE(c.ok);
+            CHECK(c.status == 400);
+        }
+        for (const std::string target : {"/", "/chat?x=1", "http://h/chat", "HTTPS://h/", "ws://h/chat", "wss://h/"}) {
+            CAPTURE(target);
+            CHECK(check(request({}, "GET " + target + " HTTP/1.1")).ok);
+        }
+    }
     SUBCASE("HTTP/1.0 -> 400") {
         const HandshakeCheck c = check(request({}, "GET /chat HTTP/1.0"));
         CHECK_FALSE(c.ok);

@@ -174,6 +174,16 @@ bool has_token(const HttpRequest& request, std::string_view header, std::string_
     return false;
 }
 
+bool is_resource_target(std::string_view target) noexcept {
+    if (target.starts_with('/')) return true;
+    const auto scheme_end = target.find("://");
+    if (scheme_end == std::string_view::npos) return false;
+    const std::string_view scheme = target.substr(0, scheme_end);
+    for (const std::string_view allowed : {"http", "https", "ws", "wss"})
+        if (iequals(scheme, allowed)) return true;
+    return false;
+}
+
 HandshakeCheck refuse(int status, std::string reason) {
     HandshakeCheck check;
     check.status = status;
@@ -186,6 +196,10 @@ HandshakeCheck refuse(int status, std::string reason) {
 HandshakeCheck check_upgrade_request(const HttpRequest& request) {
     // Section 4.2.1, in order. Each failure answers 400 except the version (426, 4.2.2).
     if (request.method != "GET") return refuse(400, "the upgrade request must use GET");
+    // Section 4.1: the target is the /resource name/ (a path) or an absolute URI; "*" and
+    // other forms name no resource.
+    if (!is_resource_target(request.target))
+        return refuse(400, "the request target must be a path or an absolute http(s)/ws(s) URI");
     if (request.version_major < 1 || (request.version_major == 1 && request.version_minor < 1))
         return refuse(400, "the upgrade request must be HTTP/1.1 or later");
     if (request.header_count("Host") != 1) return refuse(400, "missing or repeated Host header");
