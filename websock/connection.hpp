@@ -133,6 +133,7 @@ private:
     // the message being received
     bool in_message_ = false;
     MessageType message_type_ = MessageType::Text;
+    static constexpr std::size_t kKeptMessageCapacity = 4u << 20;  // message_'s capacity kept between messages
     std::string message_;  // reassembly buffer; capacity reused between messages
     codec::Utf8Validator utf8_;
     // the frame being received
