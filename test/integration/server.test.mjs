@@ -304,6 +304,10 @@ describe('server: limits and timeouts', () => {
             const baseline = await wakeUpsIn();
             const clients = await mapLimit(Array.from({ length: 200 }), 50, () => openWs(fx.url));
             await Promise.all(clients.slice(0, 5).map((ws, i) => wsEcho(ws, `awake ${i}`)));
+            // Once quiet for 500 ms, a client gives its buffers back: one wake-up per client
+            // thread (thread per client) or one sweep for all (event loop), once. Let that pass.
+            const settling = await wakeUpsIn();
+            assert.ok(settling <= 2 * 200 + 20 + runtimeWakeUps, `${settling} wake-ups while the clients went quiet (a tick would make thousands)`);
             const woke = await wakeUpsIn();
             assert.ok(woke - baseline <= 4 + runtimeWakeUps,
                       `the server woke ${woke} times in ${window} ms with 200 idle clients, ${baseline} with none`);
