@@ -96,6 +96,7 @@ bool Hub::listen() {
         }
     }
     register_bus_metrics();
+    register_server_metrics();
     bus_->start([this](std::string_view topic, std::string_view payload) { handle_bus_message(topic, payload); });
     bus_started_ = true;
 
@@ -251,6 +252,19 @@ void Hub::register_bus_metrics() {
         Metrics::set_counter(published, static_cast<double>(status.published));
         Metrics::set_counter(received, static_cast<double>(status.received));
         Metrics::set_counter(failed, static_cast<double>(status.failed));
+    });
+}
+
+void Hub::register_server_metrics() {
+    // What the server's memory budgets bound (ServerOptions::max_total_outbound_bytes and
+    // max_total_incoming_message_bytes): a rising backlog is subscribers falling behind.
+    auto& backlog = metrics_.gauge("hub_outbound_backlog_bytes",
+                                   "Bytes waiting for subscribers that are behind (past each one's first 64 KiB)");
+    auto& incoming = metrics_.gauge("hub_incoming_message_bytes",
+                                    "Bytes of large WebSocket messages being received (past each one's first 64 KiB)");
+    metrics_.on_scrape([this, &backlog, &incoming] {
+        backlog.Set(static_cast<double>(server_->outbound_backlog_bytes()));
+        incoming.Set(static_cast<double>(server_->incoming_message_bytes()));
     });
 }
 

@@ -153,6 +153,7 @@ private:
     void tick_loop();
     void shut_down_threads() noexcept;  // the timer thread and the bus, after the server stopped
     void register_bus_metrics();
+    void register_server_metrics();  // the server's memory budgets (see websock/options.hpp)
 
     HubOptions options_;
     std::string prefix_;  // "/" or "/api/"

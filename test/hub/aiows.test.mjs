@@ -298,6 +298,8 @@ describe('metrics', () => {
             assert.equal(m['hub_bus_connected'], 1);
             assert.equal(m['hub_bus_info{kind="local"}'], 1);
             assert.equal(m['hub_slow_subscriber_disconnects_total'], 0);
+            assert.equal(m['hub_outbound_backlog_bytes'], 0);
+            assert.equal(m['hub_incoming_message_bytes'], 0);
 
             const subs = [await subscribe(hub, 'm1'), await subscribe(hub, 'm1'), await subscribe(hub, 'm2')];
             m = await metrics(hub);
@@ -365,6 +367,8 @@ describe('a slow subscriber', () => {
             await stuck.write(closeFrame(1008)); // answer it, as a client that reads would
             await hub.waitStderr(/slow subscriber closed with 1008/);
             await waitFor(async () => (await metrics(hub))['hub_connections{api="aiows"}'] === 3, { what: 'the stuck one gone' });
+            // Nothing stays counted against the server's outbound budget once it is gone.
+            assert.equal((await metrics(hub))['hub_outbound_backlog_bytes'], 0);
         } finally {
             stuck?.destroy();
             await Promise.all(readers.map((ws) => closeWs(ws)));
