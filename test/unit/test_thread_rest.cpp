@@ -1,7 +1,7 @@
-// The thread-per-client engine's client thread at rest and at work (issue 12):
-// - once its client has been quiet for half a second it gives back its read buffer's pages
-//   and its stack below the frame it waits in (detail/thread_rest.hpp), and still serves
-//   the client after that;
+// The thread-per-client engine's client thread asleep and at work (issue 12):
+// - it borrows a read buffer from its server's pool for each batch, so idle threads hold
+//   none, and once open it drops the stack pages the handshake touched below the frame it
+//   waits in (detail/thread_rest.hpp); it still serves its client after that;
 // - after a batch it yields and reads again before it sleeps (session.cpp), which must not
 //   delay what wakes it: another thread's send, a close asked for from outside, the stop.
 // Raw clients over loopback: a blocking socket, the upgrade, masked frames out.
@@ -23,7 +23,7 @@
 
 #include "test/unit/socket_test_util.hpp"
 #include "websock/codec/frame.hpp"
-#include "websock/detail/client_driver.hpp"
+#include "websock/detail/server_core.hpp"
 #include "websock/detail/thread_rest.hpp"
 #include "websock/server.hpp"
 
@@ -147,11 +147,11 @@ private:
     std::optional<int> close_code_;
 };
 
-/// A thread-per-client echo server on 127.0.0.1, port 0, serving on its own thread. The
-/// message "deep" first runs touch_deep_stack() on the client's thread.
+/// A thread-per-client echo server on 127.0.0.1, port 0, serving on its own thread. With
+/// `deep_open`, on_connection_open runs touch_deep_stack() on the client's thread.
 class EchoServer {
 public:
-    explicit EchoServer(bool direct_sends = true) {
+    explicit EchoServer(bool direct_sends = true, bool deep_open = false) {
         websock::ServerOptions options;
         options.engine = websock::Engine::ThreadPerClient;
         options.port = 0;
@@ -159,15 +159,16 @@ public:
         server_.emplace(options);
         server_->on_data_receive([this](websock::Client& client, std::string_view data, websock::MessageType type) {
             if (data == "noise") return;  // a flood that only keeps the server busy
-            if (data == "deep") {
+            client.send(data, type);
+        });
+        if (deep_open)
+            server_->on_connection_open([this](websock::Client&) {
                 DeepTrace trace;
                 trace.stack = websock::detail::current_stack_range();
                 sink_ += touch_deep_stack(trace);
                 std::lock_guard lock(mutex_);
                 deep_ = trace;
-            }
-            client.send(data, type);
-        });
+            });
         REQUIRE(server_->listen());
         served_ = std::async(std::launch::async, [this] { return server_->serve_forever(); });
     }
@@ -213,18 +214,29 @@ std::shared_ptr<websock::Client> sole_client(websock::WebSocketServer& server) {
 
 }  // namespace
 
-TEST_CASE("thread rest: a read buffer's touched pages are given back, and read as zero after") {
-    websock::detail::ReadBuffer buffer(64 * 1024);
-    REQUIRE(reinterpret_cast<std::uintptr_t>(buffer.data()) % kPage == 0);
-    CHECK(resident_pages(buffer.data(), buffer.size()) == 0);  // mapped, not touched
-    std::memset(buffer.data(), 0xab, buffer.size());
-    CHECK(resident_pages(buffer.data(), buffer.size()) == 16);
-    CHECK(websock::detail::drop_pages(buffer.data(), buffer.size()) == buffer.size());
-    CHECK(resident_pages(buffer.data(), buffer.size()) == 0);
-    CHECK(buffer.data()[0] == 0);
-    CHECK(buffer.data()[buffer.size() - 1] == 0);
-    // Only whole pages inside the range: a range that covers none drops nothing.
-    CHECK(websock::detail::drop_pages(buffer.data() + 1, kPage) == 0);
+TEST_CASE("thread rest: the read buffer pool reuses what it keeps and unmaps the rest") {
+    websock::detail::ReadBufferPool pool(64 * 1024, 2);
+    std::uint8_t* first = pool.take();
+    std::uint8_t* second = pool.take();
+    std::uint8_t* third = pool.take();
+    REQUIRE(first != nullptr);
+    CHECK(reinterpret_cast<std::uintptr_t>(first) % kPage == 0);
+    CHECK(resident_pages(first, pool.buffer_bytes()) == 0);  // mapped, not touched
+    first[0] = 1;
+    first[pool.buffer_bytes() - 1] = 2;  // the whole buffer is usable
+    CHECK(pool.mapped() == 3);
+    CHECK(pool.free_count() == 0);
+    pool.give(first);
+    pool.give(second);
+    pool.give(third);  // past `keep`: unmapped
+    CHECK(pool.mapped() == 2);
+    CHECK(pool.free_count() == 2);
+    std::uint8_t* again = pool.take();
+    CHECK((again == first || again == second));  // a kept one, not a new mapping
+    CHECK(pool.mapped() == 2);
+    pool.give(again);
+    pool.give(nullptr);  // nothing borrowed: nothing happens
+    CHECK(pool.free_count() == 2);
 }
 
 TEST_CASE("thread rest: the stack below the caller is given back, and the caller goes on") {
@@ -254,11 +266,25 @@ TEST_CASE("thread rest: the stack below the caller is given back, and the caller
     CHECK(second_sum == first_sum);
 }
 
-TEST_CASE("thread per client: a quiet client's thread gives back its stack below the wait, and still echoes") {
-    EchoServer server;
-    RawClient client(server.port());
-    REQUIRE(client.send_text("deep"));
-    REQUIRE(client.wait_for("deep", patience()));
+TEST_CASE("thread per client: idle client threads hold no read buffer, and once open no stack the handshake touched") {
+    EchoServer server(/*direct_sends=*/true, /*deep_open=*/true);
+    std::vector<std::unique_ptr<RawClient>> clients;
+    for (int i = 0; i < 24; ++i) {
+        clients.push_back(std::make_unique<RawClient>(server.port()));
+        REQUIRE(clients.back()->send_text("hello " + std::to_string(i)));
+    }
+    for (int i = 0; i < 24; ++i) REQUIRE(clients[i]->wait_for("hello " + std::to_string(i), patience()));
+    // The pool is made by serve_forever() before the first client thread; clients() takes the
+    // registry's lock after that, which orders this read after the making.
+    REQUIRE(server.server().clients().size() == 24);
+    REQUIRE(websock::detail::ServerCore::of(server.server()).read_buffers != nullptr);
+    auto& pool = *websock::detail::ServerCore::of(server.server()).read_buffers;
+    // Every thread is asleep (or about to be) in poll(): every buffer is back in the pool,
+    // and no more are mapped than the pool keeps, although 24 threads each read.
+    CHECK(test_util::eventually([&] { return pool.free_count() == pool.mapped(); }, patience()));
+    CHECK(pool.mapped() <= 16);
+    CHECK(pool.mapped() >= 1);
+
     const auto trace = server.deep();
     REQUIRE(trace.has_value());
     if (!on_stack(*trace)) {
@@ -266,11 +292,11 @@ TEST_CASE("thread per client: a quiet client's thread gives back its stack below
         return;
     }
     CHECK(trace->resident_after_touch >= static_cast<long>(kDeepBytes / kPage) - 1);
-    // Half a second after the last event the thread rests (session.cpp, kQuietRelease).
+    // The last client's thread dropped its deep pages before its first sleep once open.
     CHECK(test_util::eventually([&] { return resident(*trace) <= 3; }, patience()));
-    // At rest it still serves: the dropped pages of its read buffer come back zeroed.
-    REQUIRE(client.send_text("after the rest"));
-    CHECK(client.wait_for("after the rest", patience()));
+    // And it still serves: the pages come back as needed.
+    REQUIRE(clients.back()->send_text("after the trim"));
+    CHECK(clients.back()->wait_for("after the trim", patience()));
 }
 
 TEST_CASE("thread per client: a client that sends without pause still gets another thread's send, a close, and the stop") {

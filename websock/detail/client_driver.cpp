@@ -23,7 +23,9 @@ ReadBuffer::ReadBuffer(std::size_t size) : size_(size) {
     bytes_ = static_cast<std::uint8_t*>(mapped);
 }
 
-ReadBuffer::~ReadBuffer() { ::munmap(bytes_, size_); }
+ReadBuffer::~ReadBuffer() {
+    if (owned_) ::munmap(bytes_, size_);
+}
 
 ClientDriver::ClientDriver(ServerCore& server, std::shared_ptr<Client> client, Fd socket,
                            ReadBuffer& read_buffer)
@@ -272,14 +274,13 @@ void ClientDriver::on_tick(Clock::time_point now) {
     after_io();
 }
 
-bool ClientDriver::release_if_quiet(bool known_quiet) {
+bool ClientDriver::release_if_quiet() {
     if (phase_ == Phase::Done) {
         release_listed_ = false;
         return true;
     }
     // Only an open connection releases (a handshake or a linger is short, or has its deadline).
-    const bool was_busy = std::exchange(busy_, false);
-    if ((was_busy && !known_quiet) || phase_ != Phase::Open || write_offset_ != write_buffer_.size()) return false;
+    if (std::exchange(busy_, false) || phase_ != Phase::Open || write_offset_ != write_buffer_.size()) return false;
     std::string().swap(write_buffer_);
     write_offset_ = 0;
     bool queue_empty = false;

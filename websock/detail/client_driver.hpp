@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "websock/codec/handshake.hpp"
@@ -18,22 +19,31 @@
 namespace websock::detail {
 
 /// Scratch space for recv(): a mapping of its own, page-aligned and untouched until bytes
-/// arrive, so an idle connection's buffer costs address space but not memory, and a client
-/// thread going quiet can hand every page it touched back (drop_pages(), thread_rest.hpp).
-/// From malloc, the page before the buffer stayed resident for the chunk's header, about
-/// 4 KiB per client thread (issue 12). Throws std::bad_alloc when it cannot be mapped.
+/// arrive, so a buffer costs address space but not memory until it is used. The event loop
+/// owns one per loop. A client thread borrows one from its server's pool (thread_rest.hpp)
+/// for each batch and gives it back before it sleeps, so an idle client thread holds none:
+/// its own buffer kept the page every read touches resident, about 4 KiB per idle
+/// connection (issue 12). Throws std::bad_alloc when it cannot be mapped.
 class ReadBuffer {
 public:
-    explicit ReadBuffer(std::size_t size);
+    explicit ReadBuffer(std::size_t size);  ///< owns a mapping of `size` bytes
+    struct Borrowed {};
+    /// No storage until lend(): for a client thread, whose buffer comes from a pool.
+    ReadBuffer(std::size_t size, Borrowed) noexcept : bytes_(nullptr), size_(size), owned_(false) {}
     ~ReadBuffer();
     ReadBuffer(const ReadBuffer&) = delete;
     ReadBuffer& operator=(const ReadBuffer&) = delete;
     std::uint8_t* data() noexcept { return bytes_; }
     std::size_t size() const noexcept { return size_; }
+    /// Borrowed only: use `bytes` (size() of them) until take_back(). No driver keeps bytes
+    /// in the buffer between events, so it may change between any two of them.
+    void lend(std::uint8_t* bytes) noexcept { bytes_ = bytes; }
+    std::uint8_t* take_back() noexcept { return std::exchange(bytes_, nullptr); }
 
 private:
     std::uint8_t* bytes_;
     std::size_t size_;
+    bool owned_ = true;
 };
 
 class ClientDriver final : public ConnectionHandler {
@@ -85,10 +95,8 @@ public:
     /// buffer, the outbound queue and the Connection's buffers, and drop a Connection at rest
     /// (connection() makes a new one when needed). True when nothing is held any more (or the
     /// client is finished): no more visits are needed until wants_release_visits() says so.
-    /// A busy client keeps its buffers: no allocation per message. `known_quiet`: the caller
-    /// knows by itself that the client has been quiet (a client thread whose poll() timed out),
-    /// so the mark left by its last batch does not count.
-    bool release_if_quiet(bool known_quiet = false);
+    /// A busy client keeps its buffers: no allocation per message.
+    bool release_if_quiet();
     /// The connection is open (WebSocket frames flow): the thread engine reads again after
     /// yielding only then.
     bool open() const noexcept { return phase_ == Phase::Open; }

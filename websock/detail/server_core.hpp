@@ -19,6 +19,7 @@
 #include "websock/detail/report_limiter.hpp"
 #include "websock/detail/slab.hpp"
 #include "websock/detail/socket.hpp"
+#include "websock/detail/thread_rest.hpp"
 #include "websock/detail/transport.hpp"
 #include "websock/server.hpp"
 
@@ -461,6 +462,10 @@ struct ServerCore {
     std::shared_ptr<Client> new_client(int socket);
     /// Refuse with 503 when too many connections are live; true when refused.
     bool refuse_if_full(int socket);
+
+    // Thread-per-client engine: the read buffers client threads borrow for each batch (made
+    // by run_threaded(), before any client thread; kept for the server's life).
+    std::unique_ptr<ReadBufferPool> read_buffers;
 
     void run_threaded();    // Engine::ThreadPerClient: accept loop + one thread per client
     bool run_event_loop();  // Engine::EventLoop: epoll loops run every client; false: loop 0 could not start

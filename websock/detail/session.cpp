@@ -1,7 +1,7 @@
 // The thread-per-client engine: the accept loop on the thread of serve_forever(), one thread
 // per connection and their bookkeeping, and the body of a client thread, which pumps a
 // single ClientDriver with poll() on two descriptors, the socket and the client's eventfd,
-// yields its core once before it sleeps, and gives memory back once its client is quiet.
+// yields its core once before it sleeps, and holds no read buffer while it sleeps.
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -35,10 +35,29 @@ void* run_client_thread(void* body) {
     return nullptr;
 }
 
-// A client thread quiet this long gives back its buffers, the Connection at rest, its read
-// buffer's pages and its stack below the frame it waits in (issue 12: idle memory). The
-// event loop's sweep waits as long (event_loop.cpp, kReleaseSweep).
-constexpr auto kQuietRelease = std::chrono::milliseconds(500);
+// Free read buffers the engine keeps mapped for the next batch (ReadBufferPool): enough for
+// the threads that are inside a batch at one time (a core each, and those preempted or
+// blocked in a callback meanwhile); one given back beyond these is unmapped. At most
+// 16 x 64 KiB stays resident after big messages.
+constexpr std::size_t kKeptReadBuffers = 16;
+
+/// The read buffer a client thread holds between poll() returning and its next sleep.
+class BorrowedReadBuffer {
+public:
+    BorrowedReadBuffer(ReadBufferPool& pool) : pool_(pool), buffer_(pool.buffer_bytes(), ReadBuffer::Borrowed{}) {}
+    ~BorrowedReadBuffer() { give_back(); }
+    BorrowedReadBuffer(const BorrowedReadBuffer&) = delete;
+    BorrowedReadBuffer& operator=(const BorrowedReadBuffer&) = delete;
+    ReadBuffer& buffer() noexcept { return buffer_; }
+    void hold() {  // throws std::bad_alloc
+        if (buffer_.data() == nullptr) buffer_.lend(pool_.take());
+    }
+    void give_back() noexcept { pool_.give(buffer_.take_back()); }
+
+private:
+    ReadBufferPool& pool_;
+    ReadBuffer buffer_;
+};
 
 // After a batch, a client thread gives its core away once (sched_yield) and then reads
 // again, before it sleeps in poll(). With many client threads on few cores, the peer's next
@@ -50,13 +69,15 @@ constexpr auto kQuietRelease = std::chrono::milliseconds(500);
 // "Thread per client, 2026-12-08").
 constexpr int kYieldRounds = 16;
 
-void yield_then_read(ClientDriver& driver, const ClientCore& client_core) {
+void yield_then_read(ClientDriver& driver, const ClientCore& client_core, BorrowedReadBuffer& read_buffer) {
     for (int round = 0; round < kYieldRounds; ++round) {
         if (!driver.open() || !driver.wants_read() || client_core.wake_pending.load(std::memory_order_relaxed) ||
             client_core.server->stopping.load(std::memory_order_relaxed))
             return;
         const auto heard = driver.last_heard();
+        read_buffer.give_back();  // another thread's batch may use it meanwhile
         ::sched_yield();
+        read_buffer.hold();
         driver.on_readable();
         if (driver.last_heard() == heard) return;  // nothing came
     }
@@ -91,6 +112,8 @@ void ClientThread::join() noexcept {
 
 void ServerCore::run_threaded() {
     bool accept_paused = false;  // after EMFILE: retry on a timer rather than spin
+    if (!read_buffers)
+        read_buffers = std::make_unique<ReadBufferPool>(std::max<std::size_t>(options.read_buffer_bytes, 4096), kKeptReadBuffers);
 
     while (!stopping.load()) {
         pollfd fds[2] = {{waker.fd(), POLLIN, 0}, {listen_fd.get(), POLLIN, 0}};
@@ -214,16 +237,17 @@ void ServerCore::run_session(std::shared_ptr<Client> client, Fd socket) {
     ClientCore& client_core = core(*client);
     client_core.owner = std::this_thread::get_id();  // sends from this thread need no wake-up
     try {
-        ReadBuffer read_buffer(std::max<std::size_t>(options.read_buffer_bytes, 4096));
-        ClientDriver driver(*this, std::move(client), std::move(socket), read_buffer);
+        BorrowedReadBuffer read_buffer(*read_buffers);
+        ClientDriver driver(*this, std::move(client), std::move(socket), read_buffer.buffer());
         driver.set_direct_sends(options.direct_sends);
-        const StackRange stack = current_stack_range();
-        using Clock = ClientDriver::Clock;
-        auto last_event = Clock::now();  // the last time poll() reported something
-        bool resting = false;            // memory given back since then (see kQuietRelease)
+        // Once open, the first sleep drops the stack pages the handshake (TLS, the upgrade,
+        // on_connection_open) touched below the frame this thread waits in: up to ~20 KiB
+        // that an idle client would otherwise keep (ServerOptions::thread_stack_bytes).
+        bool stack_trimmed = false;
         bool stop_seen = false;
         while (!driver.finished()) {
             try {
+                read_buffer.hold();
                 if (client_core.abort.load()) {
                     driver.abort();
                     break;
@@ -237,37 +261,30 @@ void ServerCore::run_session(std::shared_ptr<Client> client, Fd socket) {
                 if (driver.wants_read()) events |= POLLIN;
                 if (driver.wants_write()) events |= POLLOUT;
                 pollfd fds[2] = {{driver.fd(), events, 0}, {client_core.waker.fd(), POLLIN, 0}};
-                auto deadline = driver.deadline();
-                if (!resting) deadline = std::min(deadline, last_event + kQuietRelease);
-                const int timeout = deadline == Clock::time_point::max() ? -1 : poll_timeout_ms(deadline);
+                const auto deadline = driver.deadline();
+                const int timeout =
+                    deadline == ClientDriver::Clock::time_point::max() ? -1 : poll_timeout_ms(deadline);
+                read_buffer.give_back();  // an idle thread holds no read buffer
+                if (!stack_trimmed && driver.open()) {
+                    stack_trimmed = true;
+                    drop_stack_below_caller(current_stack_range());
+                }
                 const int ready = ::poll(fds, 2, timeout);
+                read_buffer.hold();
                 if (ready < 0 && errno != EINTR) {
                     report(client_core.self, ErrorKind::Io, fmt::format("poll: {}", std::strerror(errno)));
                     driver.abort();
                     break;
                 }
                 if (ready > 0) {
-                    resting = false;
                     if (fds[1].revents & POLLIN) driver.on_wake();
                     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
                         driver.on_readable();
-                        yield_then_read(driver, client_core);
+                        yield_then_read(driver, client_core, read_buffer);
                     }
                     if (fds[0].revents & POLLOUT) driver.on_writable();
                 }
-                const auto now = Clock::now();
-                if (ready > 0) last_event = now;
-                driver.on_tick(now);
-                if (ready == 0 && !resting && now >= last_event + kQuietRelease && !driver.finished()) {
-                    // Quiet for a while: give back what this thread holds for its bursts.
-                    if (driver.release_if_quiet(/*known_quiet=*/true)) {
-                        drop_pages(read_buffer.data(), read_buffer.size());
-                        drop_stack_below_caller(stack);
-                        resting = true;
-                    } else {
-                        last_event = now;  // another thread queued meanwhile: try again later
-                    }
-                }
+                driver.on_tick(ClientDriver::Clock::now());
             } catch (const std::exception& e) {
                 driver.on_exception(e);
             }

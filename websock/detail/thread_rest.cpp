@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <new>
 #include <vector>
 
 namespace websock::detail {
@@ -30,15 +31,6 @@ StackRange current_stack_range() noexcept {
     return StackRange{low, low + size};
 }
 
-std::size_t drop_pages(void* data, std::size_t size) noexcept {
-    const std::uintptr_t page = page_size();
-    const auto begin = (reinterpret_cast<std::uintptr_t>(data) + page - 1) / page * page;
-    const auto end = (reinterpret_cast<std::uintptr_t>(data) + size) / page * page;
-    if (end <= begin) return 0;
-    if (::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED) != 0) return 0;
-    return end - begin;
-}
-
 // noinline: the address of `here` must be in this call's own frame, below the caller's.
 [[gnu::noinline]] std::size_t drop_stack_below_caller(const StackRange& stack, std::size_t margin) noexcept {
     if (!stack.known()) return 0;
@@ -50,6 +42,53 @@ std::size_t drop_pages(void* data, std::size_t size) noexcept {
     const std::uintptr_t end = (frame - margin) / page * page;
     if (::madvise(reinterpret_cast<void*>(stack.low), end - stack.low, MADV_DONTNEED) != 0) return 0;
     return end - stack.low;
+}
+
+ReadBufferPool::~ReadBufferPool() {
+    for (std::uint8_t* buffer : free_) ::munmap(buffer, buffer_bytes_);
+}
+
+std::uint8_t* ReadBufferPool::take() {
+    {
+        std::lock_guard lock(mutex_);
+        if (!free_.empty()) {
+            std::uint8_t* buffer = free_.back();
+            free_.pop_back();
+            return buffer;
+        }
+        if (free_.capacity() < keep_) free_.reserve(keep_);  // give() must not allocate
+        ++mapped_;
+    }
+    void* mapped = ::mmap(nullptr, buffer_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapped == MAP_FAILED) {
+        std::lock_guard lock(mutex_);
+        --mapped_;
+        throw std::bad_alloc();
+    }
+    return static_cast<std::uint8_t*>(mapped);
+}
+
+void ReadBufferPool::give(std::uint8_t* buffer) noexcept {
+    if (buffer == nullptr) return;
+    {
+        std::lock_guard lock(mutex_);
+        if (free_.size() < keep_ && free_.size() < free_.capacity()) {
+            free_.push_back(buffer);
+            return;
+        }
+        --mapped_;
+    }
+    ::munmap(buffer, buffer_bytes_);
+}
+
+std::size_t ReadBufferPool::mapped() const {
+    std::lock_guard lock(mutex_);
+    return mapped_;
+}
+
+std::size_t ReadBufferPool::free_count() const {
+    std::lock_guard lock(mutex_);
+    return free_.size();
 }
 
 long resident_pages(const void* data, std::size_t size) noexcept {
