@@ -409,6 +409,12 @@ void AiowsModule::on_close(websock::Client& client, websock::CloseCode, std::str
     registry_.remove_client(client.id());
 }
 
+void AiowsModule::on_bus_gap(std::string_view why) {
+    const auto subscribers = registry_.clients();
+    log_warning("aiows: closing {} subscriber(s) with 1012: {}", subscribers.size(), why);
+    for (const auto& client : subscribers) client->close(websock::CloseCode::ServiceRestart, "messages were lost (the bus lost data); subscribe again");
+}
+
 void AiowsModule::on_bus_message(std::string_view, std::string_view payload) {
     const bool ok = aiows::decode_envelope(payload, [this](std::string_view channel, aiows::PackageType type, std::string_view data) {
         registry_.publish(channel, data,

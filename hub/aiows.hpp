@@ -127,6 +127,9 @@ public:
     void on_message(websock::Client& client, std::string_view data, websock::MessageType type) override;
     void on_close(websock::Client& client, websock::CloseCode code, std::string_view reason) override;
     void on_bus_message(std::string_view topic, std::string_view payload) override;
+    /// Closes every subscriber with 1012: a subscriber cannot learn otherwise that messages
+    /// of its channels were lost, and may catch up by other means once it resubscribes.
+    void on_bus_gap(std::string_view why) override;
 
     const ChannelRegistry& registry() const noexcept { return registry_; }
 

@@ -101,6 +101,12 @@ public:
     virtual void publish(std::string topic, std::string payload, Done done) = 0;
     /// Stop delivering; no handler runs after this returns. Pending publishes get !ok.
     virtual void stop() = 0;
+    /// Called (on the bus's thread, before the message that revealed it is handed to the
+    /// handler) when this node finds that messages another node published may never reach it:
+    /// RedisBus, when Redis lost entries this node had not read yet. `why` says so in words.
+    using GapHandler = std::function<void(std::string_view why)>;
+    /// Before start(). A bus that cannot lose messages (LocalBus) never calls it.
+    virtual void set_gap_handler(GapHandler /*handler*/) {}
     virtual BusStatus status() const = 0;
 
     // ---- sequenced streams (see above) ----

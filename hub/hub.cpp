@@ -97,6 +97,11 @@ bool Hub::listen() {
     }
     register_bus_metrics();
     register_server_metrics();
+    // Messages another node published that Redis lost before this node read them: each
+    // module tells its clients (the rule: delivered, or the subscriber is told).
+    bus_->set_gap_handler([this](std::string_view why) {
+        for (auto& mounted : modules_) mounted.module->on_bus_gap(why);
+    });
     bus_->start([this](std::string_view topic, std::string_view payload) { handle_bus_message(topic, payload); });
     bus_started_ = true;
 

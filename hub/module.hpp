@@ -48,6 +48,9 @@ public:
     virtual void on_close(websock::Client& client, websock::CloseCode code, std::string_view reason) = 0;
     /// A message from the bus with a topic this module owns (its topics start with name()).
     virtual void on_bus_message(std::string_view topic, std::string_view payload) = 0;
+    /// The bus lost messages meant for this node (Bus::GapHandler): a module whose clients
+    /// cannot find out by themselves tells them (aiows closes its subscribers with 1012).
+    virtual void on_bus_gap(std::string_view /*why*/) {}
     /// Periodic housekeeping (about once a second, from the Hub's timer thread).
     virtual void on_tick() {}
     /// The server is stopping: answer waiting requests (long polls) now.

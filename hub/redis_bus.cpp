@@ -284,6 +284,11 @@ void RedisBus::refuse_publish(SequencedDone done, std::string reason) {
     fire(outcome);
 }
 
+void RedisBus::set_gap_handler(GapHandler handler) {
+    std::lock_guard lock(mutex_);
+    if (!started_) gap_handler_ = std::move(handler);
+}
+
 void RedisBus::set_history_limits(HistoryLimits limits) {
     std::lock_guard lock(mutex_);
     history_limits_ = limits;

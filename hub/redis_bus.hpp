@@ -5,7 +5,7 @@
 // last entry it delivered when it reconnects, and every node reads one total order.
 //
 //   publish()  queues (bounded) for the writer thread, which pipelines
-//              XADD <key> MAXLEN ~ <max> * t <topic> p <payload> n <node> s <seq>
+//              XADD <key> MAXLEN ~ <max> * t <topic> p <payload> n <node> s <seq> c <confirmed>
 //   reader     XREAD BLOCK <ms> COUNT <n> STREAMS <key> <last id>, starting from the stream's
 //              last id at start(); delivers every entry to the handler in stream order.
 //   Done(ok)   once XADD succeeded AND this node's reader delivered that very entry (found by
@@ -48,6 +48,13 @@
 // empty (the stream is gone, or its last id is below ours): the reader starts again from
 // the new stream's beginning, so nothing written to the new stream is missed.
 //
+// Lost entries are told: s numbers a node's entries in order and c is its highest number Redis
+// had answered when the entry was sent, so a reader that gets an entry whose c lies between
+// the last number it saw from that node and this one knows that an entry Redis had taken is
+// gone (Redis restarted empty, or trimmed it while this node was away). It calls the gap
+// handler first (the Hub: aiows closes its subscribers with 1012). It learns this with that
+// node's next entry, not before.
+//
 // Limits of what a remote store can promise, said plainly:
 //  - A publish whose XADD reply is lost (connection cut mid-command, command timeout) gets
 //    !ok, yet Redis may have taken it; then the other nodes deliver it (this node too, if
@@ -73,6 +80,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "hub/bus.hpp"
@@ -156,6 +164,8 @@ public:
     void read_history(std::string stream, std::uint64_t after, std::size_t max_messages, HistoryDone done) override;
     /// Wakes and joins both threads; every publish not yet answered gets !ok ("bus stopped").
     void stop() override;
+    /// Before start(). Called when another node's sequence numbers jump (see gap_seen_from).
+    void set_gap_handler(GapHandler handler) override;
     BusStatus status() const override;
 
     /// This node's identity on the stream (random per RedisBus): tells its own entries apart.
@@ -189,6 +199,14 @@ private:
     void link_lost(Link& link, const char* role, const std::string& error);
     bool position_reader(Link& link);
     void deliver_batch(void* reply);  // a redisReply* of XREAD
+    /// Reader thread: whether `node`'s entry numbered `seq` shows that an entry of that node
+    /// which Redis had confirmed never reached this node (Redis lost it, or trimmed it while we
+    /// were away); remembers `seq`. Each node numbers what it sends 1, 2, 3, ... in order, and
+    /// every entry also carries `confirmed`: the node's highest number Redis had answered when
+    /// it was sent. A hole in the numbers alone may be a publish that failed (its publisher got
+    /// !ok, nobody lost anything); a confirmed number inside the hole is a loss. Entries
+    /// without `confirmed` (nullopt) count every hole.
+    bool gap_seen_from(std::string_view node, std::uint64_t seq, std::optional<std::uint64_t> confirmed);
     std::string enqueue_publish_locked(Queued item, SequencedDone& done);
     /// Queue a publish for the writer and wake it, or answer !ok at once with the reason.
     void submit_publish(Queued item, SequencedDone done);
@@ -211,6 +229,10 @@ private:
     std::condition_variable wake_backoff_;
     std::condition_variable first_attempts_;  ///< start() waits on it for the first connections
     Handler handler_;
+    GapHandler gap_handler_;  ///< set before start(); called on the reader thread
+    /// Reader thread only: the last sequence number seen from each other node (bounded: cleared
+    /// past 4,096 nodes, which only forgets where they were).
+    std::unordered_map<std::string, std::uint64_t> last_seq_by_node_;
     bool started_ = false;
     bool stopping_ = false;
     std::deque<Queued> queue_;                  ///< waiting for the writer
@@ -220,6 +242,7 @@ private:
     std::size_t queued_reads_ = 0;  ///< reads in queue_ (bounded by max_pending_publishes)
     HistoryLimits history_limits_;
     std::uint64_t next_seq_ = 1;
+    std::uint64_t confirmed_seq_ = 0;  ///< writer thread: the highest own number Redis answered
     bool writer_up_ = false;
     bool reader_up_ = false;   ///< connected and positioned on the stream
     bool outage_ = false;      ///< a link failed and is not back: publish fails at once

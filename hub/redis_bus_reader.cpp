@@ -99,6 +99,21 @@ void RedisBus::reader_loop() {
     }
 }
 
+bool RedisBus::gap_seen_from(std::string_view node, std::uint64_t seq, std::optional<std::uint64_t> confirmed) {
+    constexpr std::size_t kMaxNodesRemembered = 4096;
+    auto it = last_seq_by_node_.find(std::string(node));
+    if (it == last_seq_by_node_.end()) {
+        // A node seen for the first time: no baseline (it may have published before we started).
+        if (last_seq_by_node_.size() >= kMaxNodesRemembered) last_seq_by_node_.clear();
+        last_seq_by_node_.emplace(std::string(node), seq);
+        return false;
+    }
+    const std::uint64_t last = it->second;
+    const bool gap = seq > last + 1 && (!confirmed || *confirmed > last);
+    if (seq > last) it->second = seq;  // lower: an older copy replayed; not a gap
+    return gap;
+}
+
 void RedisBus::deliver_batch(void* raw_reply) {
     const auto* reply = static_cast<const redisReply*>(raw_reply);
     Link& link = *reader_link_;
@@ -118,7 +133,7 @@ void RedisBus::deliver_batch(void* raw_reply) {
             const redisReply* fields = entry->element[1];
             if (fields->type != REDIS_REPLY_ARRAY) continue;
             std::optional<std::string_view> topic, payload, stream_name;
-            std::string_view node, seq_text, epoch, offset_text, ms_text;
+            std::string_view node, seq_text, confirmed_text, epoch, offset_text, ms_text;
             for (std::size_t f = 0; f + 1 < fields->elements; f += 2) {
                 const std::string_view name = reply_text(fields->element[f]);
                 const std::string_view value = reply_text(fields->element[f + 1]);
@@ -126,10 +141,28 @@ void RedisBus::deliver_batch(void* raw_reply) {
                 else if (name == "p") payload = value;
                 else if (name == "n") node = value;
                 else if (name == "s") seq_text = value;
+                else if (name == "c") confirmed_text = value;
                 else if (name == "q") stream_name = value;  // a sequenced publish: q e o m
                 else if (name == "e") epoch = value;
                 else if (name == "o") offset_text = value;
                 else if (name == "m") ms_text = value;
+            }
+            std::uint64_t seq = 0;
+            const bool numbered = !node.empty() && parse_number(seq_text, seq);
+            std::uint64_t confirmed = 0;
+            const bool has_confirmed = parse_number(confirmed_text, confirmed);
+            if (numbered && node != node_id_ && gap_seen_from(node, seq, has_confirmed ? std::optional(confirmed) : std::nullopt) &&
+                gap_handler_) {
+                // Before this entry reaches anybody: whoever is told can tell where the gap is.
+                const std::string why = fmt::format(
+                    "messages from node {} were lost here (its entries before {} never reached this node: Redis lost or trimmed them)",
+                    node, link.last_id);
+                log(why);
+                try {
+                    gap_handler_(why);
+                } catch (...) {
+                    log("the gap handler threw");
+                }
             }
             if (!topic || !payload) continue;  // not one of ours: skip, keep the order
             std::string envelope;
@@ -154,8 +187,7 @@ void RedisBus::deliver_batch(void* raw_reply) {
             } catch (...) {
                 log(fmt::format("handler threw on topic '{}'", *topic));
             }
-            std::uint64_t seq = 0;
-            if (node == node_id_ && parse_number(seq_text, seq)) own_delivered.emplace_back(seq, std::move(sequenced));
+            if (numbered && node == node_id_) own_delivered.emplace_back(seq, std::move(sequenced));
         }
     }
     std::vector<Outcome> outcomes;

@@ -161,14 +161,14 @@ std::string RedisBus::send_batch(Link& link, std::vector<Queued>& batch, std::ve
         };
         if (item.kind == Queued::Kind::publish) {
             args = {"XADD", options_.stream_key, "MAXLEN", "~", max_length, "*", "t", item.topic, "p", item.payload,
-                    "n",    node_id_,            "s",      own(std::to_string(item.seq))};
+                    "n",    node_id_,            "s",      own(std::to_string(item.seq)), "c", own(std::to_string(confirmed_seq_))};
         } else if (item.kind == Queued::Kind::sequenced) {
             script(link.publish_sha, publish_script(), "3");
             args.insert(args.end(), {own(stream_state_key(options_.stream_key, item.stream)),
                                      own(stream_history_key(options_.stream_key, item.stream)), options_.stream_key,
                                      epoch_candidate, max_entries, max_bytes, max_age, max_length,
                                      item.topic, item.payload, node_id_, own(std::to_string(item.seq)), item.stream,
-                                     link.redis_run_id});
+                                     link.redis_run_id, own(std::to_string(confirmed_seq_))});
         } else {
             // No offset comes after the largest: ask for nothing rather than wrap around to 0.
             const bool none_after = item.after == std::numeric_limits<std::uint64_t>::max();
@@ -265,6 +265,7 @@ std::string RedisBus::send_batch(Link& link, std::vector<Queued>& batch, std::ve
                 continue;
             }
             ++status_.published;
+            confirmed_seq_ = std::max(confirmed_seq_, item.seq);  // Redis has it: the entries after say so
             auto it = pending_.find(item.seq);
             if (it == pending_.end()) continue;
             if (item.kind == Queued::Kind::sequenced && it->second.accepted_message.offset == 0) {

@@ -71,7 +71,8 @@ end
 // KEYS: state hash, history stream, bus stream.
 // ARGV: 1 epoch candidate, 2 max_entries, 3 max_bytes, 4 max_age_ms, 5 bus MAXLEN,
 //       6 topic, 7 payload, 8 node id, 9 publish sequence number, 10 stream name,
-//       11 Redis' run_id as this node's writer found it on connecting ("" if unknown).
+//       11 Redis' run_id as this node's writer found it on connecting ("" if unknown),
+//       12 the node's last sequence number Redis confirmed (the bus entry's c; see gap_seen_from).
 // Returns {epoch, offset, unix_ms}. A state written under another run_id has lived through
 // a restart or failover of Redis: it may be an older copy (a snapshot, a replica behind its
 // master) whose offsets were handed out again after it, so its history starts a new epoch. The first write is an XADD that cannot fail for our own
@@ -95,7 +96,7 @@ s.bytes = s.bytes + #payload
 if s.oldest == 0 then s.oldest, s.oldest_ms = offset, ms end
 trim(history, offset, s, tonumber(ARGV[2]), tonumber(ARGV[3]), ms - tonumber(ARGV[4]))
 redis.call('HSET', state, 'epoch', epoch, 'offset', offset_text, 'run', ARGV[11], state_fields(s))
-redis.call('XADD', bus, 'MAXLEN', '~', ARGV[5], '*', 't', ARGV[6], 'p', payload, 'n', ARGV[8], 's', ARGV[9],
+redis.call('XADD', bus, 'MAXLEN', '~', ARGV[5], '*', 't', ARGV[6], 'p', payload, 'n', ARGV[8], 's', ARGV[9], 'c', ARGV[12],
            'q', ARGV[10], 'e', epoch, 'o', offset_text, 'm', ms_text)
 return {epoch, offset, ms}
 )lua";

@@ -117,6 +117,17 @@ std::vector<std::string> ChannelRegistry::channel_names() const {
     return names;
 }
 
+std::vector<ChannelRegistry::ClientPtr> ChannelRegistry::clients() const {
+    std::lock_guard lock(mutex_);
+    std::vector<ClientPtr> all;
+    all.reserve(client_channels_.size());
+    std::unordered_map<std::uint64_t, bool> seen;
+    for (const auto& [name, subscribers] : channels_)
+        for (const auto& client : *subscribers)
+            if (seen.emplace(client->id(), true).second) all.push_back(client);
+    return all;
+}
+
 RegistryStats ChannelRegistry::stats() const {
     RegistryStats stats;
     stats.published = published_.load(std::memory_order_relaxed);

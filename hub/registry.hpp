@@ -61,6 +61,8 @@ public:
     std::size_t subscriber_count(std::string_view channel) const;
     std::vector<std::string> channels_of(std::uint64_t client_id) const;
     std::vector<std::string> channel_names() const;
+    /// Every client subscribed to at least one channel now, once each.
+    std::vector<ClientPtr> clients() const;
     RegistryStats stats() const;
 
 private:
