@@ -37,8 +37,8 @@ void* run_client_thread(void* body) {
 
 // Free read buffers the engine keeps mapped for the next batch (ReadBufferPool): enough for
 // the threads that are inside a batch at one time (a core each, and those preempted or
-// blocked in a callback meanwhile); one given back beyond these is unmapped. At most
-// 16 x 64 KiB stays resident after big messages.
+// blocked in a callback meanwhile); one given back beyond these is unmapped. So after big
+// messages at most 16 buffers (16 x read_buffer_bytes) stay resident.
 constexpr std::size_t kKeptReadBuffers = 16;
 
 /// The read buffer a client thread holds between poll() returning and its next sleep.
