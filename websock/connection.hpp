@@ -89,6 +89,11 @@ public:
     /// Open, between frames and messages, nothing to write, no extension: a new Connection
     /// with the same options (and no set_allowed_rsv()) would behave the same from here on.
     bool at_rest() const noexcept;
+    /// The capacity the buffers hold now (reassembly, control, output, scratch): what
+    /// release_buffers() could give back.
+    std::size_t buffered_capacity() const noexcept {
+        return message_.capacity() + control_.capacity() + output_.capacity() + encoded_.capacity();
+    }
 
     State state() const noexcept { return state_; }                 ///< see State
     bool close_sent() const noexcept { return close_sent_; }          ///< our close frame is in output() (or written)

@@ -304,8 +304,9 @@ describe('server: limits and timeouts', () => {
             const baseline = await wakeUpsIn();
             const clients = await mapLimit(Array.from({ length: 200 }), 50, () => openWs(fx.url));
             await Promise.all(clients.slice(0, 5).map((ws, i) => wsEcho(ws, `awake ${i}`)));
-            // Once quiet for 500 ms, a client gives its buffers back: one wake-up per client
-            // thread (thread per client) or one sweep for all (event loop), once. Let that pass.
+            // Once quiet for 500 ms, clients give back the buffers they grew: one sweep for all
+            // (event loop), one wake-up for each thread that holds large ones (thread per
+            // client), once. Let that pass.
             const settling = await wakeUpsIn();
             assert.ok(settling <= 2 * 200 + 20 + runtimeWakeUps, `${settling} wake-ups while the clients went quiet (a tick would make thousands)`);
             const woke = await wakeUpsIn();

@@ -100,20 +100,20 @@ void client_frame(std::string& out, std::uint8_t opcode, std::string_view payloa
     for (std::size_t i = 0; i < payload.size(); ++i) out.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
 }
 
-/// An event-loop echo server on 127.0.0.1, port 0, serving on its own thread.
+/// An echo server on 127.0.0.1, port 0, serving on its own thread (the event loop unless told).
 struct EchoServer {
     websock::WebSocketServer server;
     std::thread thread;
 
-    static websock::ServerOptions options() {
+    static websock::ServerOptions options(websock::Engine engine) {
         websock::ServerOptions options;
         options.host = "127.0.0.1";
         options.port = 0;
-        options.engine = websock::Engine::EventLoop;
+        options.engine = engine;
         options.handle_signals = false;
         return options;
     }
-    EchoServer() : server(options()) {
+    explicit EchoServer(websock::Engine engine = websock::Engine::EventLoop) : server(options(engine)) {
         server.on_data_receive([](websock::Client& client, std::string_view data, websock::MessageType type) {
             client.send(data, type);
         });
@@ -294,4 +294,46 @@ TEST_CASE("event loop: idle connections hold little heap, and a burst's buffers 
     INFO("heap still held after the burst: " << held << " bytes");
     CHECK(released);
     for (const int fd : sockets) ::close(fd);
+}
+
+TEST_CASE("thread per client: a client quiet after a big message gives its buffers back") {
+    if (test_util::kSanitized) return;  // mallinfo2() does not see the sanitizers' heap
+    EchoServer echo(websock::Engine::ThreadPerClient);
+    const int fd = connect_tcp(echo.server.port());
+    const std::string upgrade = kUpgrade;
+    REQUIRE(send_all(fd, upgrade.data(), upgrade.size()));
+    REQUIRE(read_upgrade_response(fd));
+    std::string frame;
+    char echoed[64];
+    client_frame(frame, 0x1, "0123456789abcdef0123456789abcdef");  // 32 bytes, echoed
+    REQUIRE(send_all(fd, frame.data(), frame.size()));
+    REQUIRE(read_exactly(fd, echoed, 34));
+    // A 1 MiB message grows the reassembly buffer to 2 MiB, kept for the next message
+    // (Connection), and the write buffer to 1 MiB; quiet for 500 ms, the thread gives them back.
+    const std::string big(1 << 20, 'z');
+    client_frame(frame, 0x2, big);
+    std::string reply(big.size() + 10, '\0');
+    ::malloc_trim(0);
+    const long idle = heap_in_use();
+    REQUIRE(send_all(fd, frame.data(), frame.size()));
+    REQUIRE(read_exactly(fd, reply.data(), reply.size()));  // 10: the header of a 64-bit length
+    CHECK(reply.compare(10, big.size(), big) == 0);
+    const long grown = heap_in_use() - idle;
+    INFO("heap held right after the big echo: " << grown << " bytes");
+    CHECK(grown > 1024 * 1024);  // the test sees what it should see given back
+    long held = 0;
+    const bool released = eventually(
+        [&] {
+            held = heap_in_use() - idle;
+            return held < 64 * 1024;
+        },
+        patience());
+    INFO("heap still held after the quiet period: " << held << " bytes");
+    CHECK(released);
+    // Still served after that.
+    client_frame(frame, 0x1, "after the release");
+    REQUIRE(send_all(fd, frame.data(), frame.size()));
+    REQUIRE(read_exactly(fd, echoed, 19));
+    CHECK(std::string_view(echoed + 2, 17) == "after the release");
+    ::close(fd);
 }

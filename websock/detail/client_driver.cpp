@@ -274,13 +274,23 @@ void ClientDriver::on_tick(Clock::time_point now) {
     after_io();
 }
 
-bool ClientDriver::release_if_quiet() {
+bool ClientDriver::holds_large_buffers() const noexcept {
+    constexpr std::size_t kLarge = 64 * 1024;
+    std::size_t held = write_buffer_.capacity();
+    if (connection_) held += connection_->buffered_capacity();
+    if (held > kLarge) return true;
+    std::lock_guard lock(core_.mutex);
+    return held + core_.queue.capacity() > kLarge;
+}
+
+bool ClientDriver::release_if_quiet(bool known_quiet) {
     if (phase_ == Phase::Done) {
         release_listed_ = false;
         return true;
     }
     // Only an open connection releases (a handshake or a linger is short, or has its deadline).
-    if (std::exchange(busy_, false) || phase_ != Phase::Open || write_offset_ != write_buffer_.size()) return false;
+    const bool was_busy = std::exchange(busy_, false);
+    if ((was_busy && !known_quiet) || phase_ != Phase::Open || write_offset_ != write_buffer_.size()) return false;
     std::string().swap(write_buffer_);
     write_offset_ = 0;
     bool queue_empty = false;

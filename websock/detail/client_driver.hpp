@@ -96,7 +96,13 @@ public:
     /// (connection() makes a new one when needed). True when nothing is held any more (or the
     /// client is finished): no more visits are needed until wants_release_visits() says so.
     /// A busy client keeps its buffers: no allocation per message.
-    bool release_if_quiet();
+    /// `known_quiet`: the caller knows the client has been quiet (a client thread whose
+    /// poll() timed out), so the mark its last batch left does not count.
+    bool release_if_quiet(bool known_quiet = false);
+    /// Buffers grown past what ordinary messages need (after a big message or a burst): a
+    /// client thread then wakes once its client has been quiet, to give them back
+    /// (session.cpp); one without them sleeps with no timer. Owner thread only.
+    bool holds_large_buffers() const noexcept;
     /// The connection is open (WebSocket frames flow): the thread engine reads again after
     /// yielding only then.
     bool open() const noexcept { return phase_ == Phase::Open; }

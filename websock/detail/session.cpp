@@ -41,6 +41,12 @@ void* run_client_thread(void* body) {
 // messages at most 16 buffers (16 x read_buffer_bytes) stay resident.
 constexpr std::size_t kKeptReadBuffers = 16;
 
+// A client thread whose buffers grew past what ordinary messages need (a big message keeps
+// up to 4 MiB for the next one: Connection) gives them back once its client has been quiet
+// this long, as the event loop's sweep does (event_loop.cpp, kReleaseSweep). Only such a
+// thread sleeps with this timer: an idle client with small buffers costs no wake-up.
+constexpr auto kQuietRelease = std::chrono::milliseconds(500);
+
 /// The read buffer a client thread holds between poll() returning and its next sleep.
 class BorrowedReadBuffer {
 public:
@@ -245,6 +251,7 @@ void ServerCore::run_session(std::shared_ptr<Client> client, Fd socket) {
         // that an idle client would otherwise keep (ServerOptions::thread_stack_bytes).
         bool stack_trimmed = false;
         bool stop_seen = false;
+        auto last_event = ClientDriver::Clock::now();  // poll() last reported something
         while (!driver.finished()) {
             try {
                 read_buffer.hold();
@@ -261,7 +268,9 @@ void ServerCore::run_session(std::shared_ptr<Client> client, Fd socket) {
                 if (driver.wants_read()) events |= POLLIN;
                 if (driver.wants_write()) events |= POLLOUT;
                 pollfd fds[2] = {{driver.fd(), events, 0}, {client_core.waker.fd(), POLLIN, 0}};
-                const auto deadline = driver.deadline();
+                auto deadline = driver.deadline();
+                const bool release_due = driver.holds_large_buffers();
+                if (release_due) deadline = std::min(deadline, last_event + kQuietRelease);
                 const int timeout =
                     deadline == ClientDriver::Clock::time_point::max() ? -1 : poll_timeout_ms(deadline);
                 read_buffer.give_back();  // an idle thread holds no read buffer
@@ -284,7 +293,15 @@ void ServerCore::run_session(std::shared_ptr<Client> client, Fd socket) {
                     }
                     if (fds[0].revents & POLLOUT) driver.on_writable();
                 }
-                driver.on_tick(ClientDriver::Clock::now());
+                const auto now = ClientDriver::Clock::now();
+                if (ready > 0) last_event = now;
+                driver.on_tick(now);
+                if (ready == 0 && release_due && now >= last_event + kQuietRelease && !driver.finished()) {
+                    driver.release_if_quiet(/*known_quiet=*/true);
+                    // What is still held (a message in progress, sends queued meanwhile) is
+                    // looked at again a period later, not at once.
+                    last_event = now;
+                }
             } catch (const std::exception& e) {
                 driver.on_exception(e);
             }
