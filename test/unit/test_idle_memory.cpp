@@ -132,6 +132,33 @@ const char* const kUpgrade =
     "User-Agent: a user agent string that is longer than one hundred and twenty-seven bytes, so that its length "
     "takes two bytes in the packed form\r\n\r\n";
 
+
+/// Connects, upgrades and has a 32-byte text echoed: an open connection that has been used.
+/// Allocates nothing but in `frame` (give it capacity first): memory is measured around it.
+int open_echoed(std::uint16_t port, std::string& frame) {
+    const int fd = connect_tcp(port);
+    REQUIRE(send_all(fd, kUpgrade, std::strlen(kUpgrade)));
+    REQUIRE(read_upgrade_response(fd));
+    client_frame(frame, 0x1, "0123456789abcdef0123456789abcdef");  // 32 bytes, echoed
+    REQUIRE(send_all(fd, frame.data(), frame.size()));
+    char echoed[34];
+    REQUIRE(read_exactly(fd, echoed, sizeof echoed));
+    return fd;
+}
+
+/// Waits up to patience() for the heap to come back under `baseline` + `slack`; returns what
+/// is still held above `baseline` (the caller checks it).
+long heap_held_once_quiet(long baseline, long slack) {
+    long held = 0;
+    eventually(
+        [&] {
+            held = heap_in_use() - baseline;
+            return held < slack;
+        },
+        patience());
+    return held;
+}
+
 }  // namespace
 
 TEST_CASE("a packed request unpacks to the request it was packed from") {
@@ -246,17 +273,7 @@ TEST_CASE("event loop: idle connections hold little heap, and a burst's buffers 
     sockets.reserve(kConnections + 1);
     std::string frame;
     frame.reserve(1 << 20);
-    char echoed[64];
-    const std::string upgrade = kUpgrade;
-    auto open_one = [&] {
-        const int fd = connect_tcp(echo.server.port());
-        sockets.push_back(fd);
-        REQUIRE(send_all(fd, upgrade.data(), upgrade.size()));
-        REQUIRE(read_upgrade_response(fd));
-        client_frame(frame, 0x1, "0123456789abcdef0123456789abcdef");  // 32 bytes, echoed
-        REQUIRE(send_all(fd, frame.data(), frame.size()));
-        REQUIRE(read_exactly(fd, echoed, 34));
-    };
+    auto open_one = [&] { sockets.push_back(open_echoed(echo.server.port(), frame)); };
     open_one();  // whatever the first connection makes once (hash buckets, a timer heap) is in
     ::malloc_trim(0);
     const long before = heap_in_use();
@@ -284,30 +301,18 @@ TEST_CASE("event loop: idle connections hold little heap, and a burst's buffers 
     REQUIRE(send_all(sockets.back(), frame.data(), frame.size()));
     REQUIRE(read_exactly(sockets.back(), reply.data(), big.size() + 10));  // 10: the header of a 64-bit length
     CHECK(reply.compare(10, big.size(), big) == 0);
-    long held = 0;
-    const bool released = eventually(
-        [&] {
-            held = heap_in_use() - idle;
-            return held < 16 * 1024;
-        },
-        patience());
+    const long held = heap_held_once_quiet(idle, 16 * 1024);
     INFO("heap still held after the burst: " << held << " bytes");
-    CHECK(released);
+    CHECK(held < 16 * 1024);
     for (const int fd : sockets) ::close(fd);
 }
 
 TEST_CASE("thread per client: a client quiet after a big message gives its buffers back") {
     if (test_util::kSanitized) return;  // mallinfo2() does not see the sanitizers' heap
     EchoServer echo(websock::Engine::ThreadPerClient);
-    const int fd = connect_tcp(echo.server.port());
-    const std::string upgrade = kUpgrade;
-    REQUIRE(send_all(fd, upgrade.data(), upgrade.size()));
-    REQUIRE(read_upgrade_response(fd));
     std::string frame;
+    const int fd = open_echoed(echo.server.port(), frame);
     char echoed[64];
-    client_frame(frame, 0x1, "0123456789abcdef0123456789abcdef");  // 32 bytes, echoed
-    REQUIRE(send_all(fd, frame.data(), frame.size()));
-    REQUIRE(read_exactly(fd, echoed, 34));
     // A 1 MiB message grows the reassembly buffer to 2 MiB, kept for the next message
     // (Connection), and the write buffer to 1 MiB; quiet for 500 ms, the thread gives them back.
     const std::string big(1 << 20, 'z');
@@ -321,15 +326,9 @@ TEST_CASE("thread per client: a client quiet after a big message gives its buffe
     const long grown = heap_in_use() - idle;
     INFO("heap held right after the big echo: " << grown << " bytes");
     CHECK(grown > 1024 * 1024);  // the test sees what it should see given back
-    long held = 0;
-    const bool released = eventually(
-        [&] {
-            held = heap_in_use() - idle;
-            return held < 64 * 1024;
-        },
-        patience());
+    const long held = heap_held_once_quiet(idle, 64 * 1024);
     INFO("heap still held after the quiet period: " << held << " bytes");
-    CHECK(released);
+    CHECK(held < 64 * 1024);
     // Still served after that.
     client_frame(frame, 0x1, "after the release");
     REQUIRE(send_all(fd, frame.data(), frame.size()));
